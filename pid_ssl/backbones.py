@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['create_backbone', 'build_projector', 'SSLNet', 'param_groups', 'make_optimizer', 'lr_at']
 
-# %% ../nbs/02_backbones.ipynb #0e852d19
+# %% ../nbs/02_backbones.ipynb #8eb61b91
 import difflib
 import math
 import os
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from timm.optim import Lars
 
-# %% ../nbs/02_backbones.ipynb #aa626643
+# %% ../nbs/02_backbones.ipynb #e58ae004
 def _family(arch):
     "The timm module an architecture is defined in, e.g. 'resnet' or 'vision_transformer'."
     return timm.models.model_entrypoint(arch.split(".")[0]).__module__.rsplit(".", 1)[-1]
@@ -29,7 +29,7 @@ def _check_arch(arch):
                          "'resnet50', 'vit_tiny_patch16_224'.")
     return _family(arch)
 
-# %% ../nbs/02_backbones.ipynb #da2c9bf9
+# %% ../nbs/02_backbones.ipynb #80b220c4
 def _hub_reachable(host="huggingface.co", timeout=3.0):
     "True when the weights hub answers (or HF_HUB_OFFLINE=1 asks for the local cache only)."
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"): return True
@@ -41,7 +41,7 @@ def _offline_error(arch, cause=""):
                         f"Hugging Face hub{'; ' + cause if cause else ''}). Use pretrained=False (the default; SSL trains "
                         "from scratch), or put the weights in the local HF cache and set HF_HUB_OFFLINE=1.")
 
-# %% ../nbs/02_backbones.ipynb #5a676d94
+# %% ../nbs/02_backbones.ipynb #b8656e1f
 def _small_stem_resnet(model, in_chans, padding):
     "Replace a timm ResNet's stem by a 3x3 stride-1 conv and drop its max-pool."
     if padding < 0: raise ValueError(f"stem_padding must be >= 0, got {padding}; use 1 (size-preserving) or 2 (solo-learn).")
@@ -51,7 +51,7 @@ def _small_stem_resnet(model, in_chans, padding):
     model.maxpool = nn.Identity()
     return model
 
-# %% ../nbs/02_backbones.ipynb #211f3691
+# %% ../nbs/02_backbones.ipynb #1c612612
 def create_backbone(arch: str = "resnet18",  # any timm architecture name (timm.list_models())
                     small_stem: bool = True,  # 3x3 stride-1 stem, no max-pool (ResNets) / 4-px patches (ViTs)
                     stem_padding: int = 1,  # padding of the small ResNet stem: 1 keeps H, 2 is solo-learn's (H+2)
@@ -75,7 +75,7 @@ def create_backbone(arch: str = "resnet18",  # any timm architecture name (timm.
     if small_stem and family == "resnet": _small_stem_resnet(model, in_chans, stem_padding)
     return model
 
-# %% ../nbs/02_backbones.ipynb #c1d114d5
+# %% ../nbs/02_backbones.ipynb #32777bb2
 def _parse_spec(spec):
     ok = isinstance(spec, str) and all(p.strip().isdigit() and int(p) > 0 for p in spec.split("-"))
     if not ok: raise ValueError(f"Projector spec {spec!r} is not a '-'-separated list of positive layer widths; "
@@ -95,7 +95,7 @@ def build_projector(in_dim: int,  # width of the backbone features (backbone.num
     proj.out_dim = dims[-1]
     return proj
 
-# %% ../nbs/02_backbones.ipynb #579f8df6
+# %% ../nbs/02_backbones.ipynb #1a128de4
 class SSLNet(nn.Module):
     "Backbone f and projector g; `forward(x)` returns `(h, z)` with h = f(x), z = g(h)."
     def __init__(self,
@@ -109,7 +109,7 @@ class SSLNet(nn.Module):
         h = self.backbone(x)
         return h, self.projector(h)
 
-# %% ../nbs/02_backbones.ipynb #7093bca5
+# %% ../nbs/02_backbones.ipynb #1c13a077
 def param_groups(model: nn.Module,  # the whole trained model (e.g. an SSLNet)
                  weight_decay: float,  # decay of conv / linear kernels
                 ) -> list[dict]:
@@ -122,7 +122,7 @@ def param_groups(model: nn.Module,  # the whole trained model (e.g. an SSLNet)
               dict(params=rest, weight_decay=0.0, lars_exclude=True)]
     return [g for g in groups if g["params"]]
 
-# %% ../nbs/02_backbones.ipynb #93c3f442
+# %% ../nbs/02_backbones.ipynb #45a910c7
 def make_optimizer(params_groups,  # param_groups(model, wd), or any iterable of tensors / group dicts
                    name: str,  # 'lars', 'sgd' or 'adamw'
                    lr: float,  # initial learning rate (the schedule sets it per step)
@@ -141,7 +141,7 @@ def make_optimizer(params_groups,  # param_groups(model, wd), or any iterable of
     if name == "adamw": return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"Unknown optimizer {name!r}; use 'lars' (SSL recipes), 'sgd' or 'adamw'.")
 
-# %% ../nbs/02_backbones.ipynb #e4510da5
+# %% ../nbs/02_backbones.ipynb #23ff1040
 def lr_at(step: int,  # optimiser step, from 0; steps past total_steps keep final_lr
           total_steps: int,  # length of the whole schedule, warm-up included
           warmup_steps: int,  # linear warm-up from 0

@@ -6,7 +6,7 @@
 __all__ = ['extract_features', 'knn_classify', 'linear_probe', 'balanced_indices', 'semi_supervised', 'evaluate_backbone',
            'transfer_probe', 'label_pid_features']
 
-# %% ../nbs/06_evaluate.ipynb #0247d1f2
+# %% ../nbs/06_evaluate.ipynb #914d7901
 import copy
 import math
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .backbones import lr_at
 
-# %% ../nbs/06_evaluate.ipynb #0435d955
+# %% ../nbs/06_evaluate.ipynb #d58a1e0e
 def _normaliser(mean, std, c, device):
     mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device).flatten() for v in (mean, std))
     if mean.numel() not in (1, c) or std.numel() not in (1, c):
@@ -35,7 +35,7 @@ def _check_images(x, name="x"):
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a uint8 tensor [N, C, H, W] (raw pixels), got {got}.")
 
-# %% ../nbs/06_evaluate.ipynb #2db0ae8e
+# %% ../nbs/06_evaluate.ipynb #2f99ca50
 @torch.no_grad()
 def extract_features(backbone: nn.Module,  # returns pooled features [B, F]; moved to `device`
                      x: torch.Tensor,  # uint8 images [N, C, H, W]
@@ -61,7 +61,7 @@ def extract_features(backbone: nn.Module,  # returns pooled features [B, F]; mov
     finally: backbone.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(backbone, "num_features", 0))
 
-# %% ../nbs/06_evaluate.ipynb #57187a15
+# %% ../nbs/06_evaluate.ipynb #345aacdd
 @torch.no_grad()
 def knn_classify(train_f: torch.Tensor,  # [N, F] training features
                  train_y: torch.Tensor,  # [N] integer labels
@@ -85,7 +85,7 @@ def knn_classify(train_f: torch.Tensor,  # [N, F] training features
             correct[k] += int((votes.argmax(1) == yb).sum())
     return {f"knn{k}_top1": 100.0 * correct[k] / len(test_f) for k in ks}
 
-# %% ../nbs/06_evaluate.ipynb #ccc26d1f
+# %% ../nbs/06_evaluate.ipynb #ba1ace8f
 def _topk_acc(logits, y, k):
     k = min(k, logits.shape[1])
     return 100.0 * float((logits.topk(k, dim=1).indices == y[:, None]).any(1).float().mean())
@@ -99,7 +99,7 @@ def _sgd_softmax_step(W, b, vW, vb, xb, yb, lr, momentum, weight_decay):
     vb.mul_(momentum).add_(p.sum(0)).add_(b, alpha=weight_decay)
     W.sub_(vW, alpha=lr); b.sub_(vb, alpha=lr)
 
-# %% ../nbs/06_evaluate.ipynb #be5ab4be
+# %% ../nbs/06_evaluate.ipynb #c0426347
 def linear_probe(train_f: torch.Tensor,  # [N, F] cached training features
                  train_y: torch.Tensor,  # [N] labels
                  test_f: torch.Tensor,  # [M, F] cached test features
@@ -134,7 +134,7 @@ def linear_probe(train_f: torch.Tensor,  # [N, F] cached training features
     logits = torch.addmm(b, xte, W)
     return {"linear_top1": _topk_acc(logits, yte, 1), "linear_top5": _topk_acc(logits, yte, 5)}
 
-# %% ../nbs/06_evaluate.ipynb #90582061
+# %% ../nbs/06_evaluate.ipynb #ae89463d
 def balanced_indices(labels: torch.Tensor,  # [N] integer labels
                      fraction: float,  # share of each class to keep, in (0, 1]
                      seed: int = 0,  # which subset
@@ -148,7 +148,7 @@ def balanced_indices(labels: torch.Tensor,  # [N] integer labels
         out.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
     return torch.cat(out).sort().values
 
-# %% ../nbs/06_evaluate.ipynb #d637547d
+# %% ../nbs/06_evaluate.ipynb #a31bf96c
 def _flip_augment(mean, std, size):
     "Default fine-tuning augmentation: random horizontal flip, then normalisation."
     def aug(xb, generator):
@@ -157,7 +157,7 @@ def _flip_augment(mean, std, size):
         return torch.where(flip[:, None, None, None], x.flip(3), x)
     return aug
 
-# %% ../nbs/06_evaluate.ipynb #f5aa732b
+# %% ../nbs/06_evaluate.ipynb #d76a2ebf
 def semi_supervised(backbone: nn.Module,  # pretrained backbone (copied, never modified); has `.num_features`
                     x_train, y_train,  # uint8 [N, C, H, W] training images and their labels
                     x_test, y_test,  # uint8 test images and labels
@@ -195,7 +195,7 @@ def semi_supervised(backbone: nn.Module,  # pretrained backbone (copied, never m
     pct, yte = f"{100 * fraction:g}", torch.as_tensor(y_test).long().to(dev)
     return {f"semi{pct}_top1": _topk_acc(logits, yte, 1), f"semi{pct}_top5": _topk_acc(logits, yte, 5), f"semi{pct}_labels": len(sub)}
 
-# %% ../nbs/06_evaluate.ipynb #782a8078
+# %% ../nbs/06_evaluate.ipynb #18841730
 def _meta_get(meta, key):
     v = meta.get(key) if isinstance(meta, dict) else getattr(meta, key, None)
     if v is None: raise ValueError(f"meta has no {key!r}: pass a dict or object with 'mean' and 'std' (per-channel, 0-1 units).")
@@ -213,7 +213,7 @@ def _match_channels(x, mean, std, c):
     if x.shape[1] == 1: return x.expand(-1, c, -1, -1), mean.expand(c), std.expand(c)
     raise ValueError(f"Cannot map {x.shape[1]}-channel images to a {c}-channel backbone; convert them first.")
 
-# %% ../nbs/06_evaluate.ipynb #af20f9bd
+# %% ../nbs/06_evaluate.ipynb #c65d58f6
 def evaluate_backbone(backbone: nn.Module,  # frozen backbone
                       train, test,  # (uint8 images, labels) pairs
                       meta,  # dict / object with per-channel 'mean' and 'std'
@@ -246,7 +246,7 @@ def transfer_probe(backbone: nn.Module,  # frozen backbone trained on another da
     res = evaluate_backbone(backbone, (x_train, y_train), (x_test, y_test), meta, **probe_kwargs)
     return {f"transfer_{k}": v for k, v in res.items()}
 
-# %% ../nbs/06_evaluate.ipynb #caf3e85b
+# %% ../nbs/06_evaluate.ipynb #96f7642c
 @torch.no_grad()
 def label_pid_features(backbone: nn.Module,  # frozen backbone; moved to `device`, eval mode during the pass
                        x: torch.Tensor,  # uint8 images [N, C, H, W]
