@@ -1,0 +1,133 @@
+"""The batch runner `pid_ssl_reproduce` end to end on the smoke config: real runs of nbs/experiments/pretrain.ipynb
+(pid_ssl.train.fit) and the paper notebooks into a temporary results folder, skipping of finished runs, and the
+refusals that must happen before anything runs. Needs a Jupyter kernel named python3
+(`python -m ipykernel install --user` when `jupyter kernelspec list` lacks it).
+"""
+import contextlib
+import inspect
+import io
+import json
+import types
+import typing
+from pathlib import Path
+
+import pytest
+
+from pid_ssl.reproduce import accepted_types, load_history, load_runs, main, notebook_params, repo_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_RUNS = ["bt-s0", "bt-s1", "bt_pid-s0", "bt_pid-s1"]
+TABLES = ["table_c1_recalibration", "table_c3_downstream"]  # smoke has no _staged runs: no C2 table
+FIGURES = ["figure_accuracy", "figure_c4_pid_vs_accuracy", "figure_training_curves"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    "The smoke config run once, runs and paper notebooks, into a fresh results folder: (results, exit code, stdout)."
+    results, out = tmp_path_factory.mktemp("results"), io.StringIO()
+    with contextlib.redirect_stdout(out): code = main(["smoke", "--results", str(results)])
+    return results, code, out.getvalue()
+
+
+def test_notebook_declares_fit_arguments():
+    "The experiment notebook's parameters are fit's arguments, with the same types: what the runner validates against."
+    from pid_ssl.train import fit
+    nb = notebook_params(ROOT / "nbs" / "experiments" / "pretrain.ipynb")
+    sig = inspect.signature(fit).parameters
+    assert set(nb) == set(sig)
+    for name, p in sig.items():
+        a = p.annotation
+        fit_types = set(typing.get_args(a)) if isinstance(a, types.UnionType) else {a}
+        assert set(accepted_types(nb[name]["inferred_type_name"])) == fit_types, name
+    assert repo_dir() == ROOT
+
+
+def test_smoke_end_to_end(smoke):
+    results, code, out = smoke
+    assert code == 0, out
+    runs = load_runs(results, "smoke")
+    assert sorted(runs.run_id) == SMOKE_RUNS
+    assert set(runs.method) == {"bt", "bt_pid"} and set(runs.seed) == {0, 1}
+    for rid in SMOKE_RUNS:
+        d = results / "runs" / "smoke" / rid
+        for f in ("params.json", "env.json", "history.jsonl", "metrics.json", "executed.ipynb"):
+            assert (d / f).is_file(), (rid, f)
+    # the config's values reached fit: params.json records them
+    args = json.loads((results / "runs" / "smoke" / "bt_pid-s1" / "params.json").read_text())["args"]
+    assert (args["method"], args["seed"], args["n_train"], args["image_size"], args["out_dir"]) == \
+           ("bt_pid", 1, 128, 16, str(results / "runs" / "smoke" / "bt_pid-s1"))
+    assert 0 <= runs.linear_top1.min() and runs.linear_top1.max() <= 100
+    assert len(load_history(results, "smoke")) == 4  # one epoch each
+    # progress lines: done / total, elapsed, estimate of what is left
+    assert "[1/4] bt-s0 done in " in out and "left" in out and "[4/4] bt_pid-s1 done in " in out
+    assert "4 ran, 0 skipped, 0 failed" in out
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (results / "tables" / "smoke" / f"{name}.{ext}").is_file(), (name, ext)
+    assert "bt_pid" in (results / "tables" / "smoke" / "table_c1_recalibration.md").read_text()
+    assert not (results / "tables" / "smoke" / "table_c2_protocol.csv").exists()
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (results / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+
+
+def test_rerun_skips_finished(smoke, capsys):
+    results = smoke[0]
+    metrics = results / "runs" / "smoke" / "bt-s0" / "metrics.json"
+    before = metrics.stat().st_mtime_ns
+    assert main(["smoke", "--results", str(results), "--no-paper"]) == 0
+    out = capsys.readouterr().out
+    assert "0 ran, 4 skipped, 0 failed" in out and "running" not in out
+    assert metrics.stat().st_mtime_ns == before
+
+
+def test_dry_run_writes_nothing(smoke, tmp_path, capsys):
+    assert main(["smoke", "--dry-run", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert [l.split()[1] for l in out.splitlines() if l.strip().startswith("run ")] == ["bt-s0", "bt_pid-s0", "bt-s1", "bt_pid-s1"]
+    assert list(tmp_path.iterdir()) == []
+    # against finished runs it says what it would skip; --only and --seeds select
+    assert main(["smoke", "--dry-run", "--results", str(smoke[0]), "--only", "bt_pid", "--seeds", "1", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "  skip bt_pid-s1" in out and "  run  bt_pid-s5" in out and "bt-s0" not in out
+    assert not (smoke[0] / "runs" / "smoke" / "bt_pid-s5").exists()
+
+
+def _config(tmp_path, text):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\n{text}")
+    return cfg
+
+
+def test_misspelt_parameter_refused(tmp_path, capsys):
+    cfg = _config(tmp_path, "settings:\n  bt_pid: {method: bt_pid, lrr: 0.1}\n")
+    assert main([str(cfg), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}, settings.bt_pid: unknown parameter 'lrr' (did you mean 'lr'?)" in err
+    assert "nothing was run" in err and "Valid parameters of" in err and "weight_decay" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_mistyped_value_refused(tmp_path, capsys):
+    cfg = _config(tmp_path, "params:\n  epochs: ten\n  lr: 1e-1\n  small_stem: 1\n")
+    assert main([str(cfg), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}, params: epochs = 'ten' is a str; the notebook declares `epochs: int`" in err
+    assert "small_stem = 1 is a int; the notebook declares `small_stem: bool`" in err
+    assert "lr =" not in err  # 1e-1 reads as a float: accepted
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_config_and_setting(tmp_path, capsys):
+    assert main(["smok", "--results", str(tmp_path)]) == 2
+    assert "did you mean 'smoke'?" in capsys.readouterr().err
+    assert main(["smoke", "--only", "bt_pdi", "--results", str(tmp_path)]) == 2
+    assert "did you mean 'bt_pid'?" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["methods", "smoke", "demo", "cpu", "paper_cifar10", "paper_cifar100", "paper_stl10",
+                                  "paper_tinyimagenet"])
+def test_every_config_is_valid(name, tmp_path, capsys):
+    "Every shipped config passes the checks (dry run: nothing runs)."
+    assert main([name, "--dry-run", "--results", str(tmp_path)]) == 0, capsys.readouterr().err
