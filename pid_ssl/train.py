@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['GlobalBatchNorm', 'convert_global_bn', 'SSLStep', 'build_net', 'resolve_precision', 'train_step', 'fit', 'main']
 
-# %% ../nbs/05_train.ipynb #c8106021
+# %% ../nbs/05_train.ipynb #8a1c3485
 import argparse
 import math
 import os
@@ -29,7 +29,7 @@ from .pid import pid_objective, method_schedule, METHODS
 from .evaluate import (extract_features, knn_classify, linear_probe, semi_supervised, transfer_probe,
                               label_pid_features)
 
-# %% ../nbs/05_train.ipynb #de9a6c48
+# %% ../nbs/05_train.ipynb #bd2c299a
 _RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile")  # may change on resume
 
 def _check_run_dir(out: Path, params: dict):
@@ -44,7 +44,7 @@ def _check_run_dir(out: Path, params: dict):
         raise ValueError(f"Run folder {out} already holds a run with a different configuration ({lines}). "
                          f"Use a new out_dir for this configuration, or delete {out} to start over.")
 
-# %% ../nbs/05_train.ipynb #4ab8b720
+# %% ../nbs/05_train.ipynb #23247088
 def _dist_setup(device: torch.device) -> tuple[int, int, torch.device]:
     "Join the torchrun process group when WORLD_SIZE > 1; return (rank, world_size, device)."
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -55,7 +55,7 @@ def _dist_setup(device: torch.device) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))); torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
 
-# %% ../nbs/05_train.ipynb #36fc3ecc
+# %% ../nbs/05_train.ipynb #337ba67b
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     "BatchNorm over the global batch of all processes (works on gloo/CPU); plain BatchNorm outside DDP."
     def _check_input_dim(self, x):
@@ -90,7 +90,7 @@ def convert_global_bn(module: nn.Module) -> nn.Module:
         else: convert_global_bn(child)
     return module
 
-# %% ../nbs/05_train.ipynb #0ac4dedc
+# %% ../nbs/05_train.ipynb #28c5ab3f
 class SSLStep(nn.Module):
     "Backbone + projector + online probe; forward(v1, v2) -> (h1, z1, z2, logits)."
     def __init__(self, net: SSLNet, num_classes: int):
@@ -101,13 +101,13 @@ class SSLStep(nn.Module):
         _, z2 = self.net(v2)
         return h1, z1, z2, self.probe(h1.detach().float())
 
-# %% ../nbs/05_train.ipynb #20c604b2
+# %% ../nbs/05_train.ipynb #4aaf309c
 def build_net(arch: str, small_stem: bool, stem_padding: int, in_chans: int, projector: str) -> SSLNet:
     "Backbone + projector of a run."
     bb = create_backbone(arch, small_stem=small_stem, stem_padding=stem_padding, in_chans=in_chans)
     return SSLNet(bb, build_projector(bb.num_features, projector))
 
-# %% ../nbs/05_train.ipynb #a93163a1
+# %% ../nbs/05_train.ipynb #4e117f97
 def _load_data(dataset, root, n_train, n_test, image_size, seed):
     "Pretraining images, labelled train images and labels, test images and labels, metadata."
     stl = dataset == "stl10"
@@ -124,7 +124,7 @@ def _load_data(dataset, root, n_train, n_test, image_size, seed):
     if n_test and n_test < len(xt): xt, yt = xt[:n_test], yt[:n_test]
     return x, y, xl, yl, xt, yt, meta
 
-# %% ../nbs/05_train.ipynb #7e3132b2
+# %% ../nbs/05_train.ipynb #671a3061
 def _cpu_has_bf16() -> bool:
     "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX)."
     try: flags = Path("/proc/cpuinfo").read_text()
@@ -143,7 +143,7 @@ def _autocast(device: torch.device, precision: str):
     if resolve_precision(device, precision) == "fp32": return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
-# %% ../nbs/05_train.ipynb #c54fac44
+# %% ../nbs/05_train.ipynb #d2eaad51
 def _rng_state() -> dict:
     return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
@@ -152,7 +152,7 @@ def _set_rng_state(s: dict):
     torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
-# %% ../nbs/05_train.ipynb #44e1a972
+# %% ../nbs/05_train.ipynb #bdd175e8
 def train_step(model, target_net, views, labels, weights, opt, probe_opt, base, autocast, proj_dim, per_dim, pid_gen):
     "One optimisation step; returns a dict of detached loss terms."
     v1, v2, vt = views
@@ -172,7 +172,7 @@ def train_step(model, target_net, views, labels, weights, opt, probe_opt, base, 
         else torch.zeros((), device=logits.device)
     return terms
 
-# %% ../nbs/05_train.ipynb #8d049671
+# %% ../nbs/05_train.ipynb #e4a68827
 def _eval_light(backbone, x, y, xt, yt, meta, augment, device, amp, ks, seed, image_size) -> dict:
     "kNN accuracies and label-PID of frozen features."
     f = extract_features(backbone, x, meta["mean"], meta["std"], device=device, size=image_size, amp=amp)
@@ -184,7 +184,7 @@ def _eval_light(backbone, x, y, xt, yt, meta, augment, device, amp, ks, seed, im
     res.update({f"label_{k}": float(v) for k, v in lp.items()})
     return res, f, ft
 
-# %% ../nbs/05_train.ipynb #47ebdbfb
+# %% ../nbs/05_train.ipynb #7ce22be0
 def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, history, checkpoint, metrics
         dataset: str = "synthetic",  # pid_ssl.data.load_dataset name: fashion_mnist, cifar10, cifar100, stl10, imagefolder, synthetic
         root: str | None = None,  # dataset root (None: the loader's default search)
@@ -331,6 +331,9 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
             raise FloatingPointError(f"Non-finite loss at step {bad.item()} (epoch {epoch + 1}) of run {out}: the run is "
                                      f"stopped. Last good checkpoint: {last}. Lower lr, use precision='fp32', or check "
                                      f"the method's weights (beta, gamma).")
+        if world > 1 and sums:  # per-rank terms (the probe's) become global-batch means; global terms are unchanged
+            keys = sorted(sums); v = torch.stack([sums[k] for k in keys]); dist.all_reduce(v)
+            sums = dict(zip(keys, v / world))
         if dev.type == "cuda": torch.cuda.synchronize()
         epoch_s = time.time() - t0
         row = dict(epoch=epoch + 1, step=state["step"], lr=lr_now, stage=w["stage"], beta=w["beta"], gamma=w["gamma"],
@@ -359,7 +362,7 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 
-# %% ../nbs/05_train.ipynb #ebb04121
+# %% ../nbs/05_train.ipynb #62989cae
 _CHOICES = dict(method=METHODS, optimizer=("lars", "sgd", "adamw"), precision=("auto", "bf16", "fp32"),
                 pid_target=("weak", "ema"), var_convention=("official", "solo"))
 
@@ -370,11 +373,15 @@ def _validate(a: dict):
     for k in ("epochs", "batch_size", "image_size", "checkpoint_every"):
         if not isinstance(a[k], int) or a[k] < 1: raise ValueError(f"{k} must be a positive integer, got {a[k]!r}.")
     if a["lr"] <= 0: raise ValueError(f"lr must be positive, got {a['lr']!r}.")
+    if a["pid_proj_dim"] and 3 * a["pid_proj_dim"] >= a["batch_size"]:
+        raise ValueError(f"pid_proj_dim={a['pid_proj_dim']} is too large for batch_size={a['batch_size']}: the Gaussian "
+                         f"PID needs a covariance of 3*pid_proj_dim dims estimated from the batch (keep 3*pid_proj_dim "
+                         f"well below the batch; e.g. pid_proj_dim={max(1, a['batch_size'] // 8)}).")
     if a["method"] in ("bt", "vicreg") and (a["beta"] > 0 or a["gamma"] > 0):
         raise ValueError(f"method={a['method']!r} is the plain baseline and takes no PID weights; use "
                          f"method='{a['method']}_pid' or '{a['method']}_staged' for beta/gamma.")
 
-# %% ../nbs/05_train.ipynb #4ffc8e8a
+# %% ../nbs/05_train.ipynb #e75ba24d
 def _final_eval(model, x, y, xt, yt, meta, augment, dev, a, ks, state) -> dict:
     "All evaluations of a finished run, as a flat metrics dict."
     t0 = time.time(); model.eval(); bb = model.net.backbone; amp = resolve_precision(dev, a["precision"]) == "bf16"
@@ -404,12 +411,12 @@ def _final_eval(model, x, y, xt, yt, meta, augment, dev, a, ks, state) -> dict:
     m["eval_s"] = time.time() - t0; m["wall_s"] = state["wall_s"] + m["eval_s"]
     return m
 
-# %% ../nbs/05_train.ipynb #71598020
+# %% ../nbs/05_train.ipynb #e69d7fb4
 def _parser() -> argparse.ArgumentParser:
     "An argparse parser with one option per fit argument, documented from fit's comments."
     import inspect
     from fastcore.docments import docments
-    helps = docments(fit)
+    helps = {k: (v or "").replace("%", "%%") for k, v in docments(fit).items()}
     p = argparse.ArgumentParser(prog="pid_ssl_train", description=fit.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, prm in inspect.signature(fit).parameters.items():
@@ -423,6 +430,6 @@ def main(argv: list[str] | None = None):
     metrics = fit(**vars(_parser().parse_args(argv)))
     if metrics: print({k: v for k, v in metrics.items() if "top1" in k})
 
-# %% ../nbs/05_train.ipynb #900e387b
+# %% ../nbs/05_train.ipynb #d83e6788
 #| eval: false
 if __name__ == "__main__": main()

@@ -14,7 +14,7 @@ import torch
 
 ARGS = ["--dataset", "synthetic", "--n_train", "128", "--n_test", "64", "--image_size", "16", "--projector",
         "64-64", "--batch_size", "32", "--epochs", "2", "--method", "bt_pid", "--precision", "fp32",
-        "--linear_epochs", "0", "--device", "cpu", "--no-progress", "--warmup_epochs", "1"]
+        "--linear_epochs", "0", "--device", "cpu", "--no-progress", "--warmup_epochs", "1", "--pid_proj_dim", "4"]
 
 
 def _history(out):
