@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['PEAK_BF16_TFLOPS', 'cpu_model', 'native_bf16', 'fastest_precision', 'hardware_info', 'bf16_probe', 'build_model',
            'make_step', 'TorchvisionPairs', 'usual_batches', 'ours_batches', 'time_steps', 'summarise',
-           'peak_bf16_tflops', 'forward_flops', 'step_flops', 'benchmark', 'results_table', 'plot_benchmark',
-           'print_report', 'main']
+           'peak_bf16_tflops', 'forward_flops', 'step_flops', 'time_interleaved', 'benchmark', 'results_table',
+           'plot_benchmark', 'print_report', 'main']
 
-# %% ../nbs/08_bench.ipynb #52a7191a
+# %% ../nbs/08_bench.ipynb #b75df11c
 import argparse
 import copy
 import json
@@ -29,7 +29,7 @@ from .data import load_dataset, view_recipe, MultiViewAugment, torchvision_views
 from .backbones import create_backbone, build_projector, SSLNet, param_groups, make_optimizer
 from .losses import barlow_twins_loss
 
-# %% ../nbs/08_bench.ipynb #243326d2
+# %% ../nbs/08_bench.ipynb #d4628c22
 def _sync(device: torch.device):
     if device.type == "cuda": torch.cuda.synchronize(device)
 
@@ -53,7 +53,7 @@ def fastest_precision(device: torch.device) -> str:
     "'bf16' (autocast) where it is native on `device`, else 'fp32'."
     return "bf16" if native_bf16(device) else "fp32"
 
-# %% ../nbs/08_bench.ipynb #21a113ae
+# %% ../nbs/08_bench.ipynb #c4c3b72f
 def _version(mod: str) -> str | None:
     try: return __import__(mod).__version__
     except ImportError: return None
@@ -68,7 +68,7 @@ def hardware_info(device: torch.device) -> dict:
                 cuda=torch.version.cuda if cuda else None, python=platform.python_version(), platform=platform.platform(),
                 load_avg=[round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None)
 
-# %% ../nbs/08_bench.ipynb #a663247f
+# %% ../nbs/08_bench.ipynb #a32503e5
 def bf16_probe(device: torch.device, repeats: int = 3) -> dict:
     "Milliseconds of a 3x3 conv (8x32x16x16, channels_last, no grad) in fp32 and under bf16 autocast on `device`."
     conv = nn.Conv2d(32, 32, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
@@ -82,7 +82,7 @@ def bf16_probe(device: torch.device, repeats: int = 3) -> dict:
     f, b = ms(False), ms(True)
     return dict(conv_fp32_ms=f, conv_bf16_ms=b, bf16_speedup=f / b, native_bf16=native_bf16(device))
 
-# %% ../nbs/08_bench.ipynb #37f79833
+# %% ../nbs/08_bench.ipynb #132a9f93
 def build_model(arch: str = "resnet18",  # timm architecture
                 in_chans: int = 3,  # image channels
                 projector: str = "2048-2048-2048",  # projector widths
@@ -97,7 +97,7 @@ def _autocast(device: torch.device, precision: str):
     if precision not in ("fp32", "bf16"): raise ValueError(f"precision={precision!r}: use 'fp32' or 'bf16'.")
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
-# %% ../nbs/08_bench.ipynb #42f79096
+# %% ../nbs/08_bench.ipynb #0893663b
 def make_step(model: nn.Module,  # SSLNet; forward -> (h, z)
               opt: torch.optim.Optimizer,  # e.g. LARS over param_groups(model)
               device: torch.device,  # where the model lives
@@ -120,7 +120,7 @@ def make_step(model: nn.Module,  # SSLNet; forward -> (h, z)
         return loss.detach()
     return step
 
-# %% ../nbs/08_bench.ipynb #6ec9108b
+# %% ../nbs/08_bench.ipynb #eea38363
 class TorchvisionPairs(Dataset):
     "Two views of image i, each by its own per-image torchvision transform: the usual SSL dataset."
     def __init__(self, images: torch.Tensor,  # uint8 [N, C, H, W] on the CPU
@@ -139,7 +139,7 @@ def usual_batches(images: torch.Tensor,  # uint8 [N, C, H, W] on the CPU
                         prefetch_factor=2 if workers > 0 else None)
     for v1, v2 in loader: yield v1.to(device, non_blocking=True), v2.to(device, non_blocking=True)
 
-# %% ../nbs/08_bench.ipynb #e496d72d
+# %% ../nbs/08_bench.ipynb #43489ce3
 def ours_batches(images: torch.Tensor,  # uint8 [N, C, H, W] already on the device
                  augment: MultiViewAugment,  # the batched views (BT recipe)
                  batch_size: int, seed: int = 0):
@@ -150,7 +150,7 @@ def ours_batches(images: torch.Tensor,  # uint8 [N, C, H, W] already on the devi
         v1, v2 = augment(images[idx], g)[:2]
         yield v1, v2
 
-# %% ../nbs/08_bench.ipynb #7ec431b5
+# %% ../nbs/08_bench.ipynb #8b239cbd
 def time_steps(batches,  # iterator of (v1, v2)
                step,  # step(v1, v2) -> loss
                device: torch.device, steps: int, repeats: int, warmup: int) -> list[float]:
@@ -169,7 +169,7 @@ def summarise(times: list[float], steps: int, batch_size: int) -> dict:
     return dict(pairs_per_s=r.round(3).tolist(), median=float(np.median(r)), min=float(r.min()), max=float(r.max()),
                 q1=float(np.percentile(r, 25)), q3=float(np.percentile(r, 75)), times_s=[round(t, 5) for t in times])
 
-# %% ../nbs/08_bench.ipynb #44b8eef8
+# %% ../nbs/08_bench.ipynb #ba966ca0
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0}  # dense bf16, NVIDIA datasheets (SXM unless named)
 
 def peak_bf16_tflops(device_name: str) -> float | None:
@@ -188,12 +188,12 @@ def step_flops(model: SSLNet, in_chans: int, image_size: int) -> dict:
     bb, full = forward_flops(model.backbone, in_chans, image_size), forward_flops(model, in_chans, image_size)
     return dict(backbone_fwd_per_image=bb, model_fwd_per_image=full, train_per_pair=2 * 3 * full)
 
-# %% ../nbs/08_bench.ipynb #2c39c739
+# %% ../nbs/08_bench.ipynb #1b1ea9c8
 _DEFAULTS = dict(cpu=dict(steps=2, repeats=3, warmup=1), cuda=dict(steps=20, repeats=5, warmup=10))
 
 def _auto_workers(device: torch.device) -> list[int]:
     n = os.cpu_count() or 1
-    return list(range(min(n, 2) + 1)) if device.type == "cpu" else sorted({max(1, n // 4), max(1, n // 2), n})
+    return list(range(min(n, 2) + 1)) if device.type == "cpu" else sorted({max(1, n // 2), n})
 
 def _resolve(device, precisions, workers):
     precisions = ["fp32", fastest_precision(device)] if precisions == "auto" else list(precisions)
@@ -204,26 +204,31 @@ def _resolve(device, precisions, workers):
     if not workers or min(workers) < 0: raise ValueError(f"workers must be non-negative integers (or 'auto'), got {workers!r}.")
     return precisions, workers
 
-# %% ../nbs/08_bench.ipynb #f5d26cc2
-def _run_config(pipe, prec, w, *, state, model_args, images, dev, specs, meta, size, bs, steps, repeats, warmup,
-                compile, compile_backend, seed, lr):
-    "Build the model and data path of one configuration and time it."
+# %% ../nbs/08_bench.ipynb #ad0a8736
+def _config_step(pipe, prec, *, state, model_args, dev, compile, compile_backend, lr):
+    "A fresh network (from `state`), its LARS optimiser and its pretraining step, for one configuration."
     mf = torch.channels_last if pipe == "ours" else torch.contiguous_format
     model = build_model(**model_args); model.load_state_dict(state); model = model.to(dev, memory_format=mf).train()
     opt = make_optimizer(param_groups(model, 1e-4), "lars", lr, 1e-4)
-    step = make_step(model, opt, dev, prec, compile=compile and pipe == "ours", compile_backend=compile_backend)
-    if pipe == "ours":
-        batches = ours_batches(images.to(dev), MultiViewAugment(specs, size, meta["mean"], meta["std"]).to(dev), bs, seed)
-    else:
-        batches = usual_batches(images, [torchvision_views(s, size, meta["mean"], meta["std"]) for s in specs], bs, w, dev, seed)
-    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    try: times = time_steps(batches, step, dev, steps, repeats, warmup)
-    finally: batches.close()  # stops the DataLoader's workers
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return dict(pipeline=pipe, precision=prec, workers=w if pipe == "usual" else None, compile=bool(compile and pipe == "ours"),
-                channels_last=pipe == "ours", load_before=load0, load_after=load1, **summarise(times, steps, bs))
+    return make_step(model, opt, dev, prec, compile=compile and pipe == "ours", compile_backend=compile_backend)
 
-# %% ../nbs/08_bench.ipynb #1f2cd013
+def _load() -> float | None: return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+# %% ../nbs/08_bench.ipynb #1406360f
+def time_interleaved(configs: dict,  # name -> (source key, step function)
+                     sources: dict,  # source key -> iterator of (v1, v2)
+                     device: torch.device, steps: int, repeats: int, warmup: int, progress: bool = False):
+    "Warm every configuration up, then `repeats` rounds timing each for `steps` steps; returns ({name: [s]}, [load per round])."
+    names = list(configs)
+    for n in names: time_steps(sources[configs[n][0]], configs[n][1], device, 0, 0, warmup)
+    times, loads = {n: [] for n in names}, []
+    for r in range(repeats):
+        loads.append(_load()); k = r % len(names)
+        for n in names[k:] + names[:k]: times[n] += time_steps(sources[configs[n][0]], configs[n][1], device, steps, 1, 0)
+        if progress: print(f"  round {r + 1}/{repeats} (load {loads[-1]}): " + ", ".join(f"{n} {times[n][-1]:.3g} s" for n in names), flush=True)
+    return times, loads
+
+# %% ../nbs/08_bench.ipynb #56d52d14
 def _breakdown(state, model_args, images, dev, specs, meta, size, bs, prec, steps, repeats, warmup, seed, lr) -> dict:
     "Seconds per step of ours' model step alone (fixed views) and of one batch's augmentation in each pipeline."
     model = build_model(**model_args); model.load_state_dict(state); model = model.to(dev, memory_format=torch.channels_last)
@@ -240,7 +245,7 @@ def _breakdown(state, model_args, images, dev, specs, meta, size, bs, prec, step
     return dict(precision=prec, model_step_s=model_s, ours_augment_s=ours_s, usual_augment_one_process_s=usual_s,
                 ours_augment_frac=ours_s / (ours_s + model_s), usual_augment_one_process_frac=usual_s / (usual_s + model_s))
 
-# %% ../nbs/08_bench.ipynb #59b4a755
+# %% ../nbs/08_bench.ipynb #a41b0eb9
 def _best(rows, pipe, prec):
     rs = [r for r in rows if r["pipeline"] == pipe and r["precision"] == prec]
     return max(rs, key=lambda r: r["median"]) if rs else None
@@ -256,14 +261,14 @@ def _ratios(rows, ours_default: str) -> dict:
         if o and u: out["equal_precision"][p] = dict(ratio=o["median"] / u["median"], usual_workers=u["workers"])
     return out
 
-# %% ../nbs/08_bench.ipynb #1f05d4e4
+# %% ../nbs/08_bench.ipynb #347ffa51
 def benchmark(device: str = "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
               batch_size: int = 256,  # pairs per step, both pipelines
               image_size: int = 32,  # training resolution (px)
               steps: int | None = None,  # steps per timed repeat (None: 2 on CPU, 20 on CUDA)
               repeats: int | None = None,  # timed repeats (None: 3 on CPU, 5 on CUDA)
               warmup: int | None = None,  # untimed steps first (None: 1 on CPU, 10 on CUDA)
-              workers="auto",  # usual pipeline's DataLoader worker counts to try, e.g. [0, 1, 2]; 'auto': 0..2 on CPU, n/4, n/2, n on CUDA
+              workers="auto",  # usual pipeline's DataLoader worker counts to try, e.g. [0, 1, 2]; 'auto': 0..2 on CPU, n/2 and n (CPU cores) on CUDA
               compile: bool = False,  # torch.compile ours' network
               precisions="auto",  # list of 'fp32' / 'bf16'; 'auto': fp32 and the fastest native precision
               dataset: str = "synthetic",  # load_dataset name ('fashion_mnist': 1 channel)
@@ -276,7 +281,7 @@ def benchmark(device: str = "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
               compile_backend: str = "inductor",  # torch.compile backend
               threads: int | None = None,  # torch threads of the training process (None: torch's default)
               seed: int = 0,  # initial weights, sampling and augmentation
-              progress: bool = True,  # print a line per configuration
+              progress: bool = True,  # print a line per round
              ) -> dict:
     "Pretraining throughput (pairs/s) of ours and the usual pipeline, with ratios, FLOPs and the hardware."
     dev = get_device(device)
@@ -291,26 +296,27 @@ def benchmark(device: str = "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
         images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n_images]].contiguous()
     model_args = dict(arch=arch, in_chans=meta["channels"], projector=projector, seed=seed)
     state = copy.deepcopy(build_model(**model_args).state_dict())
-    cudnn = torch.backends.cudnn.benchmark; torch.backends.cudnn.benchmark = True
-    common = dict(state=state, model_args=model_args, images=images, dev=dev, specs=view_recipe("bt"), meta=meta,
-                  size=image_size, bs=batch_size, compile=compile, compile_backend=compile_backend, seed=seed,
-                  lr=0.3 * batch_size / 256, **d)
-    rows = []
-    def run(pipe, prec, w=None):
-        rows.append(_run_config(pipe, prec, w, **common))
-        if progress: print(f"  {pipe:5s} {prec} workers={w} compile={rows[-1]['compile']}: median {rows[-1]['median']:.1f} "
-                           f"pairs/s (min {rows[-1]['min']:.1f}, max {rows[-1]['max']:.1f}; load {rows[-1]['load_before']})", flush=True)
+    specs = view_recipe("bt")
+    cfgs = ([("ours", p, None) for p in precisions] if "ours" in pipelines else []) + \
+           ([("usual", p, w) for w in workers for p in precisions] if "usual" in pipelines else [])
+    kw = dict(state=state, model_args=model_args, dev=dev, compile=compile, compile_backend=compile_backend, lr=0.3 * batch_size / 256)
+    sources, cudnn = {}, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
     try:
         if "ours" in pipelines:
-            for p in precisions: run("ours", p)
-        if "usual" in pipelines:
-            for w in workers: run("usual", precisions[0], w)
-            w_best = _best(rows, "usual", precisions[0])["workers"]
-            for p in precisions[1:]: run("usual", p, w_best)
-        ours_default = fastest_precision(dev) if fastest_precision(dev) in precisions else precisions[0]
-        parts = _breakdown(state, model_args, images, dev, common["specs"], meta, image_size, batch_size, ours_default,
-                           **d, seed=seed, lr=common["lr"]) if breakdown else None
-    finally: torch.backends.cudnn.benchmark = cudnn
+            sources[None] = ours_batches(images.to(dev), MultiViewAugment(specs, image_size, meta["mean"], meta["std"]).to(dev), batch_size, seed)
+        tvs = [torchvision_views(s, image_size, meta["mean"], meta["std"]) for s in specs]
+        for w in (workers if "usual" in pipelines else []): sources[w] = usual_batches(images, tvs, batch_size, w, dev, seed)
+        configs = {c: (c[2], _config_step(c[0], c[1], **kw)) for c in cfgs}
+        times, loads = time_interleaved(configs, sources, dev, progress=progress, **d)
+    finally:
+        for src in sources.values(): src.close()  # stops the DataLoaders' workers
+        torch.backends.cudnn.benchmark = cudnn
+    rows = [dict(pipeline=c[0], precision=c[1], workers=c[2], compile=bool(compile and c[0] == "ours"), channels_last=c[0] == "ours",
+                 **summarise(times[c], d["steps"], batch_size)) for c in cfgs]
+    ours_default = fastest_precision(dev) if fastest_precision(dev) in precisions else precisions[0]
+    parts = _breakdown(state, model_args, images, dev, specs, meta, image_size, batch_size, ours_default, **d, seed=seed,
+                       lr=kw["lr"]) if breakdown else None
     fl = step_flops(build_model(**model_args), meta["channels"], image_size)
     peak = peak_bf16_tflops(hw["device_name"]) if dev.type == "cuda" else None
     for r in rows:
@@ -319,19 +325,21 @@ def benchmark(device: str = "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
     args = dict(device=str(dev), batch_size=batch_size, image_size=image_size, **d, workers=workers, compile=compile,
                 compile_backend=compile_backend, precisions=precisions, dataset=dataset, n_images=len(images), channels=meta["channels"],
                 projector=projector, arch=arch, pipelines=list(pipelines), threads=torch.get_num_threads(), seed=seed, cudnn_benchmark=True)
-    return dict(args=args, hardware=hw, bf16_probe=probe, ours_default_precision=ours_default, results=rows, ratios=_ratios(rows, ours_default),
+    return dict(args=args, hardware=hw, bf16_probe=probe, load_per_round=loads, ours_default_precision=ours_default, results=rows, ratios=_ratios(rows, ours_default),
                 breakdown=parts, flops=fl, peak_bf16_tflops=peak, wall_s=time.time() - t_start)
 
-# %% ../nbs/08_bench.ipynb #657425ed
+# %% ../nbs/08_bench.ipynb #b81cab84
 def results_table(res: dict):
     "A pandas table of a benchmark: one row per configuration, median pairs/s and spread."
     import pandas as pd
     rows = [dict(pipeline=r["pipeline"], precision=r["precision"], workers="-" if r["workers"] is None else r["workers"],
                  compile=r["compile"], median=round(r["median"], 1), min=round(r["min"], 1), max=round(r["max"], 1),
-                 iqr=round(r["q3"] - r["q1"], 1), load=r["load_before"]) for r in res["results"]]
+                 iqr=round(r["q3"] - r["q1"], 1)) for r in res["results"]]
     return pd.DataFrame(rows).rename(columns={"median": "pairs/s (median)"})
 
-def _label(r): return "pid_ssl" + (" compiled" if r["compile"] else "") if r["pipeline"] == "ours" else f"usual ({r['workers']} workers)"
+def _label(r):
+    if r["pipeline"] == "ours": return "pid_ssl" + (" compiled" if r["compile"] else "")
+    return f"usual ({r['workers']} worker{'' if r['workers'] == 1 else 's'})"
 
 def plot_benchmark(res: dict,  # benchmark() output
                    path: str | Path,  # PNG to write
@@ -344,12 +352,15 @@ def plot_benchmark(res: dict,  # benchmark() output
     sns.barplot(df, x="config", y="pairs_per_s", hue="precision", estimator="median", errorbar=None, alpha=0.6, ax=ax)
     sns.stripplot(df, x="config", y="pairs_per_s", hue="precision", dodge=True, palette="dark:black", size=3, legend=False, ax=ax)
     hw, a = res["hardware"], res["args"]
-    ax.set(xlabel="", ylabel="image pairs / s", title=f"{hw['device_name']} ({hw['torch_threads']} threads), batch {a['batch_size']}, {a['image_size']} px")
+    loads = res.get("load_per_round") or []
+    load = f", load {min(loads):.1f}-{max(loads):.1f}" if loads and loads[0] is not None else ""
+    ax.set(xlabel="", ylabel="image pairs / s (bars: median, dots: repeats)",
+           title=f"{hw['device_name']} ({a.get('threads', hw['torch_threads'])} threads{load}), batch {a['batch_size']}, {a['image_size']} px")
     ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=120)
     return path
 
-# %% ../nbs/08_bench.ipynb #cfb0303d
+# %% ../nbs/08_bench.ipynb #835055bc
 def _csv(s: str) -> list[str]: return [x.strip() for x in s.split(",") if x.strip()]
 
 def _parser() -> argparse.ArgumentParser:
@@ -359,7 +370,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=32, help="training resolution (px)")
     for k, h in (("steps", "steps per timed repeat"), ("repeats", "timed repeats"), ("warmup", "untimed steps first")):
         p.add_argument(f"--{k}", type=int, default=None, help=f"{h} (default: device-dependent)")
-    p.add_argument("--workers", default="auto", help="usual pipeline worker counts, e.g. 0,1,2 ('auto': 0..2 on CPU, n/4,n/2,n on CUDA)")
+    p.add_argument("--workers", default="auto", help="usual pipeline worker counts, e.g. 0,1,2 ('auto': 0..2 on CPU, n/2,n on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile ours' network")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
     p.add_argument("--precision", default="auto", help="comma list of fp32,bf16 ('auto': fp32 + the fastest native precision)")
@@ -376,12 +387,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", default=None, help="PNG to write (default: results/figures/bench_<device>.png; '' for none)")
     return p
 
-# %% ../nbs/08_bench.ipynb #6b446923
+# %% ../nbs/08_bench.ipynb #acfdc8e3
 def print_report(res: dict):
     "The table, the ratios and the breakdown, as text."
     hw, a = res["hardware"], res["args"]
-    print(f"\n{hw['device_name']} | torch {hw['torch']} | {hw['torch_threads']} threads | load {hw['load_avg']} | "
-          f"batch {a['batch_size']}, {a['image_size']} px, {a['dataset']}, projector {a['projector']}")
+    print(f"\n{hw['device_name']} | torch {hw['torch']} | {a['threads']} threads | load at start {hw['load_avg']}, per round "
+          f"{res.get('load_per_round')} | batch {a['batch_size']}, {a['image_size']} px, {a['dataset']}, projector {a['projector']}")
     print(results_table(res).to_string(index=False))
     r = res["ratios"]
     if r["default"]: print(f"ours ({r['default']['ours']}) / usual (fp32, {r['default']['usual_workers']} workers): {r['default']['ratio']:.2f}x")
@@ -404,6 +415,6 @@ def main(argv: list[str] | None = None):
     fig = a.figure if a.figure is not None else f"results/figures/bench_{res['hardware']['device']}.png"
     if fig and res["results"]: plot_benchmark(res, fig); print(f"wrote {fig}")
 
-# %% ../nbs/08_bench.ipynb #16167c5b
+# %% ../nbs/08_bench.ipynb #71ac0ddd
 #| eval: false
 if __name__ == "__main__": main()
