@@ -3,9 +3,7 @@
 refusals that must happen before anything runs. Needs a Jupyter kernel named python3
 (`python -m ipykernel install --user` when `jupyter kernelspec list` lacks it).
 """
-import contextlib
 import inspect
-import io
 import json
 import types
 import typing
@@ -21,14 +19,6 @@ TABLES = ["table_c1_recalibration", "table_c3_downstream"]  # smoke has no _stag
 FIGURES = ["figure_accuracy", "figure_c4_pid_vs_accuracy", "figure_training_curves"]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    "The smoke config run once, runs and paper notebooks, into a fresh results folder: (results, exit code, stdout)."
-    results, out = tmp_path_factory.mktemp("results"), io.StringIO()
-    with contextlib.redirect_stdout(out): code = main(["smoke", "--results", str(results)])
-    return results, code, out.getvalue()
-
-
 def test_notebook_declares_fit_arguments():
     "The experiment notebook's parameters are fit's arguments, with the same types: what the runner validates against."
     from pid_ssl.train import fit
@@ -42,8 +32,11 @@ def test_notebook_declares_fit_arguments():
     assert repo_dir() == ROOT
 
 
-def test_smoke_end_to_end(smoke):
-    results, code, out = smoke
+def test_smoke_end_to_end(tmp_path, capsys):
+    "The smoke config: 4 real runs and the paper notebooks; then a rerun skips them all (one test: one smoke run per worker)."
+    results = tmp_path / "results"
+    code = main(["smoke", "--results", str(results)])
+    out = capsys.readouterr().out
     assert code == 0, out
     runs = load_runs(results, "smoke")
     assert sorted(runs.run_id) == SMOKE_RUNS
@@ -70,9 +63,7 @@ def test_smoke_end_to_end(smoke):
         for ext in ("png", "pdf"):
             assert (results / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
 
-
-def test_rerun_skips_finished(smoke, capsys):
-    results = smoke[0]
+    # a rerun skips every finished run and leaves it untouched
     metrics = results / "runs" / "smoke" / "bt-s0" / "metrics.json"
     before = metrics.stat().st_mtime_ns
     assert main(["smoke", "--results", str(results), "--no-paper"]) == 0
@@ -80,17 +71,18 @@ def test_rerun_skips_finished(smoke, capsys):
     assert "0 ran, 4 skipped, 0 failed" in out and "running" not in out
     assert metrics.stat().st_mtime_ns == before
 
+    # against finished runs a dry run says what it would skip; --only and --seeds select
+    assert main(["smoke", "--dry-run", "--results", str(results), "--only", "bt_pid", "--seeds", "1", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "  skip bt_pid-s1" in out and "  run  bt_pid-s5" in out and "bt-s0" not in out
+    assert not (results / "runs" / "smoke" / "bt_pid-s5").exists()
 
-def test_dry_run_writes_nothing(smoke, tmp_path, capsys):
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
     assert main(["smoke", "--dry-run", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert [l.split()[1] for l in out.splitlines() if l.strip().startswith("run ")] == ["bt-s0", "bt_pid-s0", "bt-s1", "bt_pid-s1"]
     assert list(tmp_path.iterdir()) == []
-    # against finished runs it says what it would skip; --only and --seeds select
-    assert main(["smoke", "--dry-run", "--results", str(smoke[0]), "--only", "bt_pid", "--seeds", "1", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "  skip bt_pid-s1" in out and "  run  bt_pid-s5" in out and "bt-s0" not in out
-    assert not (smoke[0] / "runs" / "smoke" / "bt_pid-s5").exists()
 
 
 def _config(tmp_path, text):
