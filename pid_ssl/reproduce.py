@@ -10,7 +10,7 @@ __all__ = ['METHODS', 'METRIC_LABELS', 'DOWNSTREAM', 'repo_dir', 'ConfigError', 
            'render_latex_table', 'write_table', 'family', 'variant', 'fmt_pm', 'fmt_p', 'compare', 'format_comparison',
            'table_c1', 'table_c2', 'downstream_metrics', 'table_c3', 'save_figure']
 
-# %% ../nbs/07_reproduce.ipynb #ec1d4429
+# %% ../nbs/07_reproduce.ipynb #f1257ad3
 import argparse
 import difflib
 import json
@@ -19,14 +19,14 @@ import re
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-# %% ../nbs/07_reproduce.ipynb #7844dab8
+# %% ../nbs/07_reproduce.ipynb #942f0557
 def repo_dir(repo: str | Path | None = None,  # the checkout; default: $PID_SSL_REPO, else the folder above this package
             ) -> Path:
     "The pid_ssl source checkout whose `nbs/` notebooks the runner executes."
@@ -38,7 +38,7 @@ def repo_dir(repo: str | Path | None = None,  # the checkout; default: $PID_SSL_
             "Install pid_ssl editable from a clone (`pip install -e .`) or set PID_SSL_REPO=/path/to/the/clone.")
     return root
 
-# %% ../nbs/07_reproduce.ipynb #d9721340
+# %% ../nbs/07_reproduce.ipynb #fb9754de
 class ConfigError(ValueError):
     "A config that cannot run as written; the message says what to change."
 
@@ -54,7 +54,7 @@ def _suggest(name, valid) -> str:
     close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
-# %% ../nbs/07_reproduce.ipynb #39bd2a75
+# %% ../nbs/07_reproduce.ipynb #72546660
 _SECTIONS = dict(base="a config file this one is layered over (relative to it)",
                  description="one line on what the config is for",
                  notebook="the experiment notebook, relative to nbs/",
@@ -79,7 +79,7 @@ class Config:
             if d is not _MISSING: return path
         return self.chain[0][0]
 
-# %% ../nbs/07_reproduce.ipynb #8d06a38e
+# %% ../nbs/07_reproduce.ipynb #65d0076f
 def _merge(base: dict, over: dict) -> dict:
     "Deep merge: dicts merge key by key; any other value in `over` replaces the one in `base`."
     out = dict(base)
@@ -104,7 +104,7 @@ def load_config(path: str | Path,  # a YAML config; `base: other.yaml` layers it
     if isinstance(data.get("settings"), dict): data["settings"] = {k: v for k, v in data["settings"].items() if v is not None}
     return Config(chain[0][0].stem, chain, data)
 
-# %% ../nbs/07_reproduce.ipynb #83dd9b9f
+# %% ../nbs/07_reproduce.ipynb #a1253012
 def find_config(config: str | Path,  # a name in the checkout's configs/ ('demo'), or a path to a YAML file
                 repo: str | Path | None = None,  # the checkout (see `repo_dir`)
                ) -> Path:
@@ -118,7 +118,7 @@ def find_config(config: str | Path,  # a name in the checkout's configs/ ('demo'
     names = sorted(f.stem for f in folder.glob("*.yaml"))
     raise ConfigError(f"no config {str(config)!r} in {folder}{_suggest(config, names)}; available: {', '.join(names)}.")
 
-# %% ../nbs/07_reproduce.ipynb #40e27be4
+# %% ../nbs/07_reproduce.ipynb #26b7e159
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None), "NoneType": type(None), "list": list, "dict": dict}
 
 def accepted_types(type_name: str,  # the annotation papermill read, e.g. 'float', 'Optional[str]'
@@ -139,7 +139,7 @@ def type_ok(value, type_name: str) -> bool:
     if isinstance(value, int) and float in acc: return True
     return isinstance(value, acc)
 
-# %% ../nbs/07_reproduce.ipynb #aabd8f05
+# %% ../nbs/07_reproduce.ipynb #9f1d66f0
 def notebook_params(nb: str | Path,  # a notebook with a cell tagged `parameters`
                    ) -> dict:
     "The parameters a notebook declares: {name: {name, inferred_type_name, default, help}} (papermill's inspection)."
@@ -174,7 +174,7 @@ def check_params(params: dict,  # parameters from one section of a config
                         f"(default {nb_params[k]['default']})")
     return errs
 
-# %% ../nbs/07_reproduce.ipynb #d133562a
+# %% ../nbs/07_reproduce.ipynb #82970957
 _RESERVED = dict(out_dir="the runner sets it to results/runs/<config>/<run_id>/", seed="the runner sets it from `seeds:`")
 _SETTING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
@@ -189,7 +189,7 @@ def _check_section(cfg: Config, nb_params: dict, *keys) -> list[str]:
         else: errs += check_params({k: v}, nb_params, where)
     return errs
 
-# %% ../nbs/07_reproduce.ipynb #31206ee8
+# %% ../nbs/07_reproduce.ipynb #702bc9f1
 def _check_seeds(seeds, where: str) -> list[str]:
     "Problems with a list of seeds."
     if not isinstance(seeds, list) or not seeds: return [f"{where}: seeds must be a non-empty list of integers, got {seeds!r}"]
@@ -205,7 +205,7 @@ def _check_paper(cfg: Config, paper_dir: Path) -> list[str]:
     return [f"{where}: no paper notebook {n!r} in {paper_dir}{_suggest(n, have)}; available: {', '.join(have)}"
             for n in names if n not in have]
 
-# %% ../nbs/07_reproduce.ipynb #d2d59a90
+# %% ../nbs/07_reproduce.ipynb #23aad6bc
 def check_config(cfg: Config,  # a loaded config
                  nb_params: dict,  # `notebook_params` of its experiment notebook
                  paper_dir: Path,  # the folder of the paper notebooks (nbs/paper)
@@ -225,7 +225,7 @@ def check_config(cfg: Config,  # a loaded config
     errs += _check_seeds(d.get("seeds"), f"{cfg.origin('seeds')}, seeds")
     return errs + _check_paper(cfg, paper_dir)
 
-# %% ../nbs/07_reproduce.ipynb #497f8ea5
+# %% ../nbs/07_reproduce.ipynb #62f3718c
 @dataclass
 class Run:
     "One (setting, seed) of a config and the folder it runs in."
@@ -245,7 +245,7 @@ def _coerce(value, type_name: str):
     acc = accepted_types(type_name) or ()
     return float(value) if float in acc and int not in acc and type(value) is int else value
 
-# %% ../nbs/07_reproduce.ipynb #93e55989
+# %% ../nbs/07_reproduce.ipynb #9d0cfc2d
 def plan_runs(cfg: Config,  # a config that passed `check_config`
               nb_params: dict,  # `notebook_params` of its experiment notebook
               results: str | Path,  # the results folder
@@ -263,7 +263,7 @@ def plan_runs(cfg: Config,  # a config that passed `check_config`
     return [Run(f"{s}-s{seed}", s, seed, typed({**shared, **settings[s], "seed": seed}), Path(results) / "runs" / cfg.name / f"{s}-s{seed}")
             for seed in seeds for s in names]
 
-# %% ../nbs/07_reproduce.ipynb #40da9b96
+# %% ../nbs/07_reproduce.ipynb #0d795578
 @contextmanager
 def _kernel_imports_here():
     "Let kernels started inside import the pid_ssl this runner imported (its folder prepended to PYTHONPATH)."
@@ -288,7 +288,7 @@ def run_notebook(nb: Path,  # the notebook to execute
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, cwd=str(Path(nb).parent),
                             progress_bar=False, log_output=log_output)
 
-# %% ../nbs/07_reproduce.ipynb #34f9e878
+# %% ../nbs/07_reproduce.ipynb #f353b2d5
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def error_line(e: BaseException) -> str:
@@ -307,7 +307,7 @@ def eta(walls: list, todo: int) -> str:
     if not todo: return "nothing left"
     return f"~{_hms(float(np.mean(walls)) * todo)} left" if walls else "time left unknown until a run finishes"
 
-# %% ../nbs/07_reproduce.ipynb #2d1382eb
+# %% ../nbs/07_reproduce.ipynb #7830bfc5
 @dataclass
 class Plan:
     "A checked config and everything it will execute."
@@ -321,7 +321,7 @@ def _paper_out(results: Path, config: str, name: str) -> Path:
     "Where an executed paper notebook is kept: beside its tables (table*) or figures."
     return results / ("tables" if name.startswith("table") else "figures") / config / f"{name}.ipynb"
 
-# %% ../nbs/07_reproduce.ipynb #c6667e1f
+# %% ../nbs/07_reproduce.ipynb #96fc53bf
 def prepare(config: str | Path,  # config name in configs/ or a YAML path
             results: str | Path | None = None,  # results folder (default: the checkout's results/)
             only: list | None = None,  # run only these settings
@@ -341,7 +341,7 @@ def prepare(config: str | Path,  # config name in configs/ or a YAML path
     paper = [(n, nbs / "paper" / f"{n}.ipynb", _paper_out(results, cfg.name, n)) for n in cfg.data.get("paper") or []]
     return Plan(cfg, nb, plan_runs(cfg, nb_params, results, only, seeds), paper, results)
 
-# %% ../nbs/07_reproduce.ipynb #c05b98ed
+# %% ../nbs/07_reproduce.ipynb #b0f8c843
 def describe(plan: Plan) -> str:
     "What a plan will do: its settings, each run (to run or to skip), the paper notebooks."
     cfg, todo = plan.cfg, [r for r in plan.runs if not r.done]
@@ -353,7 +353,7 @@ def describe(plan: Plan) -> str:
     lines += [f"  paper {n} -> {out.parent}" for n, _, out in plan.paper]
     return "\n".join(lines)
 
-# %% ../nbs/07_reproduce.ipynb #0a3c4238
+# %% ../nbs/07_reproduce.ipynb #3794d0da
 def execute_runs(plan: Plan,  # from `prepare`
                  kernel_name: str = "python3",  # Jupyter kernel
                  log_output: bool = False,  # stream the notebooks' output
@@ -375,7 +375,7 @@ def execute_runs(plan: Plan,  # from `prepare`
              f"elapsed {_hms(time.perf_counter() - t0)} | {eta(walls, todo)}")
     return status
 
-# %% ../nbs/07_reproduce.ipynb #b40efe11
+# %% ../nbs/07_reproduce.ipynb #97a40cc2
 def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = False, echo=print) -> dict:
     "Execute the plan's paper notebooks over the finished runs: {name: 'ok' | error line}."
     status = {}
@@ -387,7 +387,7 @@ def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = F
         echo(f"paper {name} {'done' if status[name] == 'ok' else 'FAILED'} in {_hms(time.perf_counter() - t)} -> {out.parent}")
     return status
 
-# %% ../nbs/07_reproduce.ipynb #9cc25a1a
+# %% ../nbs/07_reproduce.ipynb #8a26d47f
 def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_cifar10, ...) or a YAML path
               only: list | None = None,  # run only these settings
               seeds: list | None = None,  # override the config's seeds
@@ -411,7 +411,7 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
          + "".join(f"\n  FAILED {f}" for f in failed))
     return dict(plan=plan, runs=runs, paper=papers, failed=failed)
 
-# %% ../nbs/07_reproduce.ipynb #b4f8ebf1
+# %% ../nbs/07_reproduce.ipynb #217011f9
 def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
         ) -> int:
     "pid_ssl_reproduce CONFIG [--dry-run] [--only SETTING ...] [--seeds SEED ...] [--results DIR]"
@@ -431,7 +431,7 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
         print(f"pid_ssl_reproduce: {e}", file=sys.stderr); return 2
     return 1 if rep["failed"] else 0
 
-# %% ../nbs/07_reproduce.ipynb #a6e3a696
+# %% ../nbs/07_reproduce.ipynb #e19e4c0e
 METHODS = ("bt", "bt_recal", "bt_pid", "bt_staged", "vicreg", "vicreg_recal", "vicreg_pid", "vicreg_staged")
 
 def _run_key(name: str) -> tuple:
@@ -454,7 +454,7 @@ def _order(df: pd.DataFrame, by: list) -> pd.DataFrame:
     rank = df["method"].map({m: i for i, m in enumerate(METHODS)}).fillna(len(METHODS))
     return df.assign(_rank=rank).sort_values(["_rank", *by], kind="stable").drop(columns="_rank").reset_index(drop=True)
 
-# %% ../nbs/07_reproduce.ipynb #5ce3bcb4
+# %% ../nbs/07_reproduce.ipynb #f385b4c5
 _ID_COLS = ["config", "run_id", "setting", "seed", "method", "dataset"]
 
 def load_runs(results_dir: str | Path,  # the results folder (holding runs/<config>/)
@@ -480,7 +480,7 @@ def load_history(results_dir: str | Path, config: str) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_ID_COLS + ["epoch"])
     return _order(df[_ID_COLS + [c for c in df.columns if c not in _ID_COLS]], ["setting", "seed", "epoch"])
 
-# %% ../nbs/07_reproduce.ipynb #7bf2aa70
+# %% ../nbs/07_reproduce.ipynb #9e511bcc
 def paired_test(a: pd.Series,  # a metric of one setting, indexed by seed
                 b: pd.Series,  # the same metric of the baseline, indexed by seed
                ) -> dict:
@@ -492,7 +492,7 @@ def paired_test(a: pd.Series,  # a metric of one setting, indexed by seed
     p_w = stats.wilcoxon(d).pvalue if n >= 2 and np.any(d != 0) else np.nan
     return dict(n_paired=n, delta=float(d.mean()) if n else np.nan, p_t=float(p_t), p_wilcoxon=float(p_w))
 
-# %% ../nbs/07_reproduce.ipynb #dd7d6239
+# %% ../nbs/07_reproduce.ipynb #7d6d9973
 def summarise(df: pd.DataFrame,  # runs (`load_runs`), one dataset
               metric: str,  # column to summarise, e.g. 'linear_top1'
               baseline: str | None,  # the setting the others are tested against (None: no tests)
@@ -509,7 +509,7 @@ def summarise(df: pd.DataFrame,  # runs (`load_runs`), one dataset
                      "baseline": "" if s == baseline else (baseline or ""), **vs})
     return pd.DataFrame(rows).set_index(by)
 
-# %% ../nbs/07_reproduce.ipynb #e75b66f8
+# %% ../nbs/07_reproduce.ipynb #1686c0f7
 def _cell(v, floatfmt: str = "{:.2f}") -> str:
     "A table cell as text: floats with `floatfmt`, NaN/None empty."
     if v is None or (isinstance(v, float) and np.isnan(v)): return ""
@@ -529,7 +529,7 @@ def render_markdown_table(df: pd.DataFrame,  # the table; its index is dropped u
     rule = "|" + "|".join("---:" if _numeric(d[c]) else "---" for c in d.columns) + "|"
     return "\n".join([head, rule] + ["| " + " | ".join(esc(v) for v in row) + " |" for row in d.itertuples(index=False)]) + "\n"
 
-# %% ../nbs/07_reproduce.ipynb #f4573606
+# %% ../nbs/07_reproduce.ipynb #447a3808
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$", "τ": r"$\tau$",
         "—": "---", "−": "$-$", "†": r"$^\dagger$", "≥": r"$\geq$", "<": r"$<$", ">": r"$>$"}
@@ -549,7 +549,7 @@ def render_latex_table(df: pd.DataFrame,  # the table (index dropped)
     if caption: tab = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}", *([rf"\label{{{label}}}"] if label else []), *tab, r"\end{table}"]
     return "\n".join(tab) + "\n"
 
-# %% ../nbs/07_reproduce.ipynb #9dcb03d7
+# %% ../nbs/07_reproduce.ipynb #45e9af65
 def _write_text(path: Path, text: str) -> Path:
     "Write `text` to `path` atomically: a temporary file in the same folder, renamed over the target."
     import tempfile
@@ -574,7 +574,7 @@ def write_table(shown: pd.DataFrame,  # the display table (formatted text cells)
     texts = {"csv": csv, "md": md, "tex": render_latex_table(shown, caption, f"tab:{name}")}
     return [_write_text(out / f"{name}.{ext}", text) for ext, text in texts.items()]
 
-# %% ../nbs/07_reproduce.ipynb #c2d6cfa6
+# %% ../nbs/07_reproduce.ipynb #8ee85b6e
 METRIC_LABELS = dict(linear_top1="linear top-1 (%)", linear_top5="linear top-5 (%)", knn20_top1="kNN-20 top-1 (%)",
                      knn200_top1="kNN-200 top-1 (%)", online_probe_top1="online probe top-1 (%)",
                      semi1_top1="1 % labels top-1 (%)", semi10_top1="10 % labels top-1 (%)")
@@ -591,7 +591,7 @@ def fmt_p(p: float) -> str:
     "A p-value as text: 'n/a' when undefined, '<0.001' when tiny."
     return "n/a" if p is None or np.isnan(p) else ("<0.001" if p < 1e-3 else f"{p:.3f}")
 
-# %% ../nbs/07_reproduce.ipynb #c0954848
+# %% ../nbs/07_reproduce.ipynb #cac446be
 def _groups(df: pd.DataFrame):
     "(dataset, family, runs) for each family of each dataset, with `variant` and `family` columns added."
     df = df.assign(family=df.method.map(family), variant=df.method.map(variant))
@@ -611,7 +611,7 @@ def compare(df: pd.DataFrame,  # runs (`load_runs`)
                 rows.append(dict(dataset=ds, family=fam, setting=s, method=g.loc[g.setting == s, "method"].iloc[0], metric=metric, **r))
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_reproduce.ipynb #0e172c20
+# %% ../nbs/07_reproduce.ipynb #2729dc81
 def format_comparison(num: pd.DataFrame,  # from `compare`
                       digits: int = 2,  # decimals of means and differences
                      ) -> pd.DataFrame:
@@ -624,7 +624,7 @@ def format_comparison(num: pd.DataFrame,  # from `compare`
                          "Δ vs baseline": ["—" if b else ("n/a" if np.isnan(d) else f"{d:+.{digits}f}") for b, d in zip(base, num.delta)],
                          "p (t-test)": p("p_t"), "p (Wilcoxon)": p("p_wilcoxon")}).reset_index(drop=True)
 
-# %% ../nbs/07_reproduce.ipynb #4171dcea
+# %% ../nbs/07_reproduce.ipynb #4dc93649
 def table_c1(df: pd.DataFrame,  # runs (`load_runs`)
              metrics: tuple = ("linear_top1", "knn200_top1"),  # what to compare
             ) -> tuple:
@@ -635,7 +635,7 @@ def table_c1(df: pd.DataFrame,  # runs (`load_runs`)
     num = num[keep].reset_index(drop=True)
     return format_comparison(num), num
 
-# %% ../nbs/07_reproduce.ipynb #685b9a6e
+# %% ../nbs/07_reproduce.ipynb #4e8c418b
 def table_c2(df: pd.DataFrame,  # runs (`load_runs`)
              metrics: tuple = ("linear_top1", "knn200_top1"),  # what to compare
              digits: int = 2,  # decimals
@@ -660,7 +660,7 @@ def table_c2(df: pd.DataFrame,  # runs (`load_runs`)
                           "p (t-test)": num.p_t.map(fmt_p), "p (Wilcoxon)": num.p_wilcoxon.map(fmt_p)})
     return shown, num
 
-# %% ../nbs/07_reproduce.ipynb #aa0e0dea
+# %% ../nbs/07_reproduce.ipynb #6eca49a1
 DOWNSTREAM = ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1")
 
 def downstream_metrics(df: pd.DataFrame) -> list:
@@ -673,7 +673,7 @@ def _tau(x: pd.Series, y: pd.Series) -> str:
     j = pd.concat([x, y], axis=1).dropna()
     return "n/a" if len(j) < 3 else f"{stats.kendalltau(j.iloc[:, 0], j.iloc[:, 1]).statistic:.2f}"
 
-# %% ../nbs/07_reproduce.ipynb #6e7224c4
+# %% ../nbs/07_reproduce.ipynb #31da5f0a
 def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 2,  # decimals
             ) -> tuple:
@@ -690,7 +690,7 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/07_reproduce.ipynb #4c6d91a7
+# %% ../nbs/07_reproduce.ipynb #a11d7f91
 def save_figure(fig,  # a matplotlib figure
                 out_dir: str | Path,  # results/figures/<config>
                 name: str,  # file stem, the notebook's name
