@@ -105,7 +105,7 @@ def _bench_runs(a) -> list[tuple[str, list[str]]]:
                            "--compile", "--compile-backend", "eager", "--no-breakdown"])]
     runs = []
     for b in a.batch_sizes: runs.append((f"b{b}", ["--batch-size", str(b)]))
-    for b in a.batch_sizes: runs.append((f"b{b}_compiled", ["--batch-size", str(b), "--compile", "--precision", "bf16", "--pipelines", "ours", "--no-breakdown"]))
+    for b in a.compile_batch_sizes: runs.append((f"b{b}_compiled", ["--batch-size", str(b), "--compile", "--precision", "bf16", "--pipelines", "ours", "--no-breakdown"]))
     return runs
 
 
@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--stages", default="env,notebooks,bench,pretrain", help="comma list of stages to run")
     p.add_argument("--notebooks", default="", help="comma list of notebooks (default: those with a #| cuda cell)")
     p.add_argument("--batch-sizes", default="256,512", help="benchmark batch sizes")
+    p.add_argument("--compile-batch-sizes", default=None, help="batch sizes of the compiled runs (default: --batch-sizes; '' for none)")
     p.add_argument("--pretrain-epochs", type=int, default=10, help="Fashion-MNIST pretraining epochs (batch 512)")
     p.add_argument("--fmnist-root", default=None, help="folder with the Fashion-MNIST IDX .gz files (carried along)")
     p.add_argument("--stage-timeout", type=float, default=480, help="seconds allowed to each subprocess")
@@ -169,6 +170,7 @@ def main(argv=None) -> int:
     global DRY_RUN
     DRY_RUN = a.dry_run
     a.batch_sizes = [int(b) for b in a.batch_sizes.split(",") if b]
+    a.compile_batch_sizes = a.batch_sizes if a.compile_batch_sizes is None else [int(b) for b in a.compile_batch_sizes.split(",") if b]
     out = Path(a.out).resolve(); out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO)] + [x for x in os.environ.get("PYTHONPATH", "").split(os.pathsep) if x]),
            "MPLBACKEND": "Agg"}
