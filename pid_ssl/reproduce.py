@@ -595,6 +595,9 @@ def fmt_p(p: float) -> str:
 def _groups(df: pd.DataFrame):
     "(dataset, family, runs) for each family of each dataset, with `variant` and `family` columns added."
     df = df.assign(family=df.method.map(family), variant=df.method.map(variant))
+    if "epochs" in df:  # epochs = 0 runs evaluate the random initialisation: a reference family of its own, never tested
+        init = df.epochs.eq(0)
+        df.loc[init, "family"], df.loc[init, "variant"] = "random_init", "base"
     for (ds, fam), g in df.groupby(["dataset", "family"], sort=False): yield ds, fam, g
 
 def compare(df: pd.DataFrame,  # runs (`load_runs`)

@@ -196,7 +196,7 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         stem_padding: int = 1,  # padding of the small stem conv (solo-learn: 2)
         projector: str = "2048-2048-2048",  # projector widths (RECIPES.md)
         method: str = "bt",  # bt, bt_recal, bt_pid, bt_staged, vicreg, vicreg_recal, vicreg_pid, vicreg_staged
-        epochs: int = 1,  # pretraining epochs
+        epochs: int = 1,  # pretraining epochs (0: no training, evaluate the random initialisation as a reference)
         batch_size: int = 256,  # global batch (all ranks together)
         optimizer: str = "lars",  # lars, sgd or adamw
         lr: float = 0.3,  # peak LR per 256 images, scaled by batch_size/256 (solo-learn CIFAR recipe)
@@ -370,8 +370,10 @@ def _validate(a: dict):
     "Clear errors for impossible arguments."
     for k, ok in _CHOICES.items():
         if a[k] not in ok: raise ValueError(f"{k}={a[k]!r} is not one of {', '.join(map(repr, ok))}.")
-    for k in ("epochs", "batch_size", "image_size", "checkpoint_every"):
+    for k in ("batch_size", "image_size", "checkpoint_every"):
         if not isinstance(a[k], int) or a[k] < 1: raise ValueError(f"{k} must be a positive integer, got {a[k]!r}.")
+    if not isinstance(a["epochs"], int) or a["epochs"] < 0:
+        raise ValueError(f"epochs must be a non-negative integer (0: evaluate the random initialisation), got {a['epochs']!r}.")
     if a["lr"] <= 0: raise ValueError(f"lr must be positive, got {a['lr']!r}.")
     if a["pid_proj_dim"] and 3 * a["pid_proj_dim"] >= a["batch_size"]:
         raise ValueError(f"pid_proj_dim={a['pid_proj_dim']} is too large for batch_size={a['batch_size']}: the Gaussian "
