@@ -15,7 +15,7 @@ from pid_ssl.reproduce import accepted_types, load_history, load_runs, main, not
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_RUNS = ["bt-s0", "bt-s1", "bt_pid-s0", "bt_pid-s1"]
-TABLES = ["table_c1_recalibration", "table_c3_downstream"]  # smoke has no _staged runs: no C2 table
+TABLES = ["table_c1_recalibration", "table_c3_downstream", "table_c4_pid", "table_c4_spearman"]  # smoke has no _staged runs: no C2 table
 FIGURES = ["figure_accuracy", "figure_c4_pid_vs_accuracy", "figure_training_curves"]
 
 
@@ -63,13 +63,17 @@ def test_smoke_end_to_end(tmp_path, capsys):
         for ext in ("png", "pdf"):
             assert (results / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
 
-    # a rerun skips every finished run and leaves it untouched
+    # a rerun skips every finished run and leaves it untouched; the paper notebooks rewrite every table and figure
+    # byte for byte (what a rerun of the main job on a fresh clone must do to the committed results)
     metrics = results / "runs" / "smoke" / "bt-s0" / "metrics.json"
     before = metrics.stat().st_mtime_ns
-    assert main(["smoke", "--results", str(results), "--no-paper"]) == 0
+    outputs = sorted(p for d in ("tables", "figures") for p in (results / d / "smoke").iterdir() if p.suffix != ".ipynb")
+    first = {p.name: p.read_bytes() for p in outputs}
+    assert main(["smoke", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "0 ran, 4 skipped, 0 failed" in out and "running" not in out
     assert metrics.stat().st_mtime_ns == before
+    assert {p.name: p.read_bytes() for p in outputs} == first
 
     # against finished runs a dry run says what it would skip; --only and --seeds select
     assert main(["smoke", "--dry-run", "--results", str(results), "--only", "bt_pid", "--seeds", "1", "5"]) == 0
