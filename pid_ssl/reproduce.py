@@ -681,13 +681,13 @@ def _tau(x: pd.Series, y: pd.Series) -> str:
 def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 2,  # decimals
             ) -> tuple:
-    "C3 (display, numbers): every setting on every downstream accuracy present, with Kendall's τ against linear."
+    "C3 (display, numbers): every setting on every downstream accuracy present, with Kendall's τ (trained settings) against linear."
     metrics = downstream_metrics(df); num = compare(df, metrics)
     if num.empty: return pd.DataFrame(), num
     cell = [fmt_pm(m, s, digits) + ("†" if p < 0.05 else "") for m, s, p in zip(num["mean"], num["std"], num.p_t.fillna(1))]
     shown = num.assign(cell=cell).pivot_table(index=["dataset", "setting"], columns="metric", values="cell", aggfunc="first", sort=False)
     shown = shown[[m for m in metrics if m in shown]].reset_index()
-    means = num.pivot_table(index=["dataset", "setting"], columns="metric", values="mean", sort=False)
+    means = num[num.family != "random_init"].pivot_table(index=["dataset", "setting"], columns="metric", values="mean", sort=False)
     taus = [{"dataset": ds, "setting": "Kendall τ vs linear", **{m: _tau(means.loc[ds, "linear_top1"], means.loc[ds, m]) if "linear_top1" in means else "n/a"
              for m in metrics}} for ds in pd.unique(num.dataset)]
     shown = pd.concat([shown, pd.DataFrame(taus)], ignore_index=True).rename(columns=lambda m: METRIC_LABELS.get(m, m))
