@@ -268,22 +268,22 @@ _PID_WEIGHTS = dict(bt=0.05, vicreg=0.01)  # beta = gamma, per unit of BT `scale
 
 # %% ../nbs/04_pid.ipynb #3960667e
 def method_schedule(name: str,  # one of METHODS
-                    **overrides,  # ProtocolSchedule fields, or base-loss kwargs applied to both stages
+                    **overrides,  # ProtocolSchedule fields, or base-loss kwargs (the baseline's weights; re-calibration applies on top)
                    ) -> ProtocolSchedule:
     "The ProtocolSchedule of a named method, with overrides."
     if name not in METHODS: raise ValueError(f"Unknown method {name!r}; choose one of {METHODS}.")
     base, _, kind = name.partition("_")
     if overrides.get("base", base) != base: raise ValueError(f"{name!r} has base {base!r}; pick a {overrides['base']}_* method instead.")
-    pub, keys, names = dict(_PUBLISHED[base]), _loss_keys(base), {f.name for f in fields(ProtocolSchedule)}
+    keys, names = _loss_keys(base), {f.name for f in fields(ProtocolSchedule)}
     bad = set(overrides) - keys - names
     if bad: raise ValueError(f"Unknown override(s) {sorted(bad)} for {name!r}: use ProtocolSchedule fields {sorted(names)} "
                              f"or {base} loss kwargs {sorted(keys)}.")
+    loss_kw = {k: v for k, v in overrides.items() if k in keys}
+    pub = {**_PUBLISHED[base], **loss_kw}  # the baseline's weights: published, or as given
     w = _PID_WEIGHTS[base] * float(overrides.get("scale", 1.0)) if kind in ("pid", "staged") else 0.0
     spec = dict(base=base, stage1_frac={"": 1.0, "staged": 0.5}.get(kind, 0.0), ramp_epochs=5.0 if kind == "staged" else 0.0,
                 stage1_kwargs=pub, stage2_kwargs=pub if kind == "" else {**pub, **_RECAL[base]}, beta=w, gamma=w)
-    loss_kw = {k: v for k, v in overrides.items() if k in keys}
     for k, v in overrides.items():
         if k in ("stage1_kwargs", "stage2_kwargs"): spec[k] = {**spec[k], **v}
         elif k in names: spec[k] = v
-    spec["stage1_kwargs"], spec["stage2_kwargs"] = {**spec["stage1_kwargs"], **loss_kw}, {**spec["stage2_kwargs"], **loss_kw}
     return ProtocolSchedule(**spec)
