@@ -696,9 +696,10 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
 
 # %% ../nbs/07_reproduce.ipynb #692d49e7
 C4_METRICS = ("linear_top1", "knn200_top1", "label_redundancy", "label_synergy", "label_red_minus_syn",
-              "final_redundancy", "final_synergy", "final_coinformation")
+              "final_redundancy", "final_synergy", "final_coinformation", "final_base_loss", "final_pid_term")
 C4_LABELS = dict(label_redundancy="label Red", label_synergy="label Syn", label_red_minus_syn="label Red − Syn",
-                 final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info")
+                 final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info",
+                 final_base_loss="base loss", final_pid_term="β·Red − γ·Syn")
 
 def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 3,  # decimals
@@ -708,6 +709,8 @@ def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
     if df.empty or not {"label_redundancy", "label_synergy"} <= set(df.columns): return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     df = df.assign(label_red_minus_syn=df.label_redundancy - df.label_synergy,
                    trained=df.epochs.ne(0) if "epochs" in df else True)
+    if {"final_loss", "final_base_loss"} <= set(df.columns):  # the PID term's value in the loss at the last epoch
+        df["final_pid_term"] = df.final_loss - df.final_base_loss
     cols = [c for c in C4_METRICS if c in df and _numeric(df[c]) and df[c].notna().any()]
     rows = [dict(dataset=ds, setting=s, trained=bool(g.trained.all()), metric=c, n=int(g[c].notna().sum()), mean=g[c].mean(), std=g[c].std(ddof=1))
             for (ds, s), g in df.groupby(["dataset", "setting"], sort=False) for c in cols]
