@@ -696,8 +696,9 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
 
 # %% ../nbs/07_reproduce.ipynb #692d49e7
 C4_METRICS = ("linear_top1", "knn200_top1", "label_redundancy", "label_synergy", "label_red_minus_syn",
-              "final_redundancy", "final_synergy", "final_coinformation", "final_base_loss", "final_pid_term")
+              "label_red_minus_syn_frac", "final_redundancy", "final_synergy", "final_coinformation", "final_base_loss", "final_pid_term")
 C4_LABELS = dict(label_redundancy="label Red", label_synergy="label Syn", label_red_minus_syn="label Red − Syn",
+                 label_red_minus_syn_frac="label (Red − Syn) / joint MI",
                  final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info",
                  final_base_loss="base loss", final_pid_term="β·Red − γ·Syn")
 
@@ -709,6 +710,8 @@ def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
     if df.empty or not {"label_redundancy", "label_synergy"} <= set(df.columns): return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     df = df.assign(label_red_minus_syn=df.label_redundancy - df.label_synergy,
                    trained=df.epochs.ne(0) if "epochs" in df else True)
+    if "label_joint" in df:  # Red − Syn as a share of I(Y; Z1, Z2): free of how decodable the label is overall
+        df["label_red_minus_syn_frac"] = df.label_red_minus_syn / df.label_joint
     if {"final_loss", "final_base_loss"} <= set(df.columns):  # the PID term's value in the loss at the last epoch
         df["final_pid_term"] = df.final_loss - df.final_base_loss
     cols = [c for c in C4_METRICS if c in df and _numeric(df[c]) and df[c].notna().any()]
@@ -718,11 +721,12 @@ def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
     corr = []
     for ds, g in df[df.trained].groupby("dataset", sort=False):
         means = g.groupby("setting", sort=False)[cols].mean()
-        for acc in [a for a in ("linear_top1", "knn200_top1") if a in cols]:
+        for x, acc in [(x, a) for x in ("label_red_minus_syn", "label_red_minus_syn_frac") if x in cols
+                       for a in ("linear_top1", "knn200_top1") if a in cols]:
             for unit, t in (("settings (means)", means), ("runs", g)):
-                j = t[["label_red_minus_syn", acc]].dropna()
+                j = t[[x, acc]].dropna()
                 r = stats.spearmanr(j.iloc[:, 0], j.iloc[:, 1]) if len(j) >= 3 else None
-                corr.append(dict(dataset=ds, x="label_red_minus_syn", y=acc, over=unit, n=len(j),
+                corr.append(dict(dataset=ds, x=x, y=acc, over=unit, n=len(j),
                                  spearman_rho=float(r.statistic) if r else np.nan, p=float(r.pvalue) if r else np.nan))
     corr = pd.DataFrame(corr)
     shown = num.assign(cell=[fmt_pm(m, s, 2 if c.endswith("top1") else digits) for m, s, c in zip(num["mean"], num["std"], num.metric)])
