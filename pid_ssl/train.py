@@ -7,6 +7,8 @@ __all__ = ['GlobalBatchNorm', 'convert_global_bn', 'SSLStep', 'build_net', 'reso
 
 # %% ../nbs/05_train.ipynb #8a1c3485
 import argparse
+import dataclasses
+import json
 import math
 import os
 import random
@@ -26,8 +28,8 @@ from .core import (seed_everything, get_device, env_info, atomic_write_json, rea
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
 from .backbones import create_backbone, build_projector, SSLNet, param_groups, make_optimizer, lr_at
 from .pid import pid_objective, method_schedule, METHODS
-from .evaluate import (extract_features, knn_classify, linear_probe, semi_supervised, transfer_probe,
-                              label_pid_features)
+from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, transfer_probe,
+                              label_pid_features, balanced_indices, recalibrate_bn_on_images)
 
 # %% ../nbs/05_train.ipynb #bd2c299a
 _RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile")  # may change on resume
@@ -102,25 +104,31 @@ class SSLStep(nn.Module):
         return h1, z1, z2, self.probe(h1.detach().float())
 
 # %% ../nbs/05_train.ipynb #4aaf309c
-def build_net(arch: str, small_stem: bool, stem_padding: int, in_chans: int, projector: str) -> SSLNet:
-    "Backbone + projector of a run."
-    bb = create_backbone(arch, small_stem=small_stem, stem_padding=stem_padding, in_chans=in_chans)
+def build_net(arch: str, small_stem: bool, stem_padding: int, in_chans: int, projector: str,
+              backbone_kwargs: str = "") -> SSLNet:
+    "Backbone + projector of a run; `backbone_kwargs` is a JSON object of extra timm.create_model keywords."
+    try: kw = json.loads(backbone_kwargs) if backbone_kwargs else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"backbone_kwargs={backbone_kwargs!r} is not JSON ({e}); write e.g. '{{\"channels\": [32, 64, 128, 256]}}'.") from None
+    if not isinstance(kw, dict): raise ValueError(f"backbone_kwargs must be a JSON object of timm keywords, got {backbone_kwargs!r}.")
+    bb = create_backbone(arch, small_stem=small_stem, stem_padding=stem_padding, in_chans=in_chans, **kw)
     return SSLNet(bb, build_projector(bb.num_features, projector))
 
 # %% ../nbs/05_train.ipynb #4e117f97
-def _load_data(dataset, root, n_train, n_test, image_size, seed):
-    "Pretraining images, labelled train images and labels, test images and labels, metadata."
-    stl = dataset == "stl10"
-    x, y, meta = load_dataset(dataset, root=root, train=True, split="unlabeled" if stl else None,
-                              image_size=image_size, seed=seed)
+def _load_data(dataset, root, n_train, n_test, eval_n_train, image_size, load_size, seed, subset_seed):
+    "Pretraining images and labels, labelled evaluation images and labels, test images and labels, metadata."
+    stl, size = dataset == "stl10", image_size if load_size < 0 else (load_size or None)
+    x, y, meta = load_dataset(dataset, root=root, train=True, split="unlabeled" if stl else None, image_size=size, seed=seed)
+    xl, yl = load_dataset(dataset, root=root, split="train", image_size=size, seed=seed)[:2] if stl else (x, y)
+    sseed = seed if subset_seed < 0 else subset_seed
     if n_train and n_train < len(x):
-        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_train] if stl else \
-            balanced_subset(y, per_class=max(1, n_train // meta["num_classes"]), seed=seed)
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(sseed))[:n_train] if stl else \
+            balanced_subset(y, per_class=max(1, n_train // meta["num_classes"]), seed=sseed)
         x, y = x[idx], y[idx]
-    xl, yl = x, y
-    if stl: xl, yl, _ = load_dataset(dataset, root=root, split="train", image_size=image_size, seed=seed)
-    xt, yt, _ = load_dataset(dataset, root=root, train=False, split="test" if stl else None,
-                             image_size=image_size, seed=seed + 1)
+    if eval_n_train and eval_n_train < len(xl):
+        idx = balanced_subset(yl, per_class=max(1, eval_n_train // meta["num_classes"]), seed=0)
+        xl, yl = xl[idx], yl[idx]
+    xt, yt, _ = load_dataset(dataset, root=root, train=False, split="test" if stl else None, image_size=size, seed=seed + 1)
     if n_test and n_test < len(xt): xt, yt = xt[:n_test], yt[:n_test]
     return x, y, xl, yl, xt, yt, meta
 
@@ -153,20 +161,38 @@ def _set_rng_state(s: dict):
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
 # %% ../nbs/05_train.ipynb #bdd175e8
-def train_step(model, target_net, views, labels, weights, opt, probe_opt, base, autocast, proj_dim, per_dim, pid_gen):
-    "One optimisation step; returns a dict of detached loss terms."
+def _grad_terms(out: dict, zs: tuple, beta: float, gamma: float) -> tuple[list, dict]:
+    "Gradients on the embeddings of L_base + beta·Red - gamma·Syn, and the norms of its parts."
+    g = {k: [t if t is not None else torch.zeros_like(z) for t, z in
+             zip(torch.autograd.grad(out[k], zs, retain_graph=True, allow_unused=True), zs)]
+         for k in ("base_loss", "redundancy", "synergy")}
+    pid_g = [beta * r - gamma * s for r, s in zip(g["redundancy"], g["synergy"])]
+    norm = lambda ts: torch.sqrt(sum((t.float() ** 2).sum() for t in ts))
+    base_n = norm(g["base_loss"])
+    return [b + q for b, q in zip(g["base_loss"], pid_g)], dict(
+        grad_base_norm=base_n, grad_red_norm=norm(g["redundancy"]), grad_syn_norm=norm(g["synergy"]),
+        pid_grad_share=norm(pid_g) / base_n.clamp_min(1e-12))
+
+def train_step(model, target_net, views, labels, weights, opts, base, autocast, pid_kw, log_pid) -> dict:
+    "One optimisation step (opts: SSL then probe optimiser); a dict of detached loss terms, PID terms when computed."
     v1, v2, vt = views
+    need_y = log_pid or bool(weights["beta"] or weights["gamma"])
     with autocast:
         h1, z1, z2, logits = model(v1, v2)
-        with torch.no_grad(): y = target_net(vt)[1]
-    out = pid_objective(z1.float(), z2.float(), y.float(), base=base, beta=weights["beta"], gamma=weights["gamma"],
-                        base_kwargs=weights["base_kwargs"], proj_dim=proj_dim or None, per_dim=per_dim, generator=pid_gen)
+        with torch.no_grad(): y = target_net(vt)[1].float() if need_y else None
+    zs = (z1.float(), z2.float())
+    out = pid_objective(*zs, y, base=base, beta=weights["beta"], gamma=weights["gamma"], base_kwargs=weights["base_kwargs"],
+                        pid_grad=log_pid, **pid_kw)
     keep = labels >= 0
     probe_loss = F.cross_entropy(logits[keep], labels[keep]) if keep.any() else logits.sum() * 0
-    opt.zero_grad(set_to_none=True); probe_opt.zero_grad(set_to_none=True)
-    (out["loss"] + probe_loss).backward()
-    opt.step(); probe_opt.step()
-    terms = {k: v.detach().float() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
+    for o in opts: o.zero_grad(set_to_none=True)
+    norms = {}
+    if log_pid:
+        gz, norms = _grad_terms(out, zs, weights["beta"], weights["gamma"])
+        torch.autograd.backward([*zs, probe_loss], [*gz, None])
+    else: (out["loss"] + probe_loss).backward()
+    for o in opts: o.step()
+    terms = {k: v.detach().float() for k, v in {**out, **norms}.items() if torch.is_tensor(v) and v.numel() == 1}
     terms["online_probe_loss"] = probe_loss.detach().float()
     terms["online_probe_top1"] = ((logits[keep].argmax(1) == labels[keep]).float().mean() * 100).detach() if keep.any() \
         else torch.zeros((), device=logits.device)
@@ -190,8 +216,12 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         root: str | None = None,  # dataset root (None: the loader's default search)
         n_train: int = 0,  # pretrain on a class-balanced subset of this many images (0: all)
         n_test: int = 0,  # evaluate on the first this-many test images (0: all)
-        image_size: int = 32,  # training resolution in px
+        eval_n_train: int = 0,  # labelled train images of the evaluations (kNN bank, probes, semi-supervised): a fixed class-balanced subset (0: the whole train split)
+        subset_seed: int = -1,  # seed of the pretraining subset (-1: the run's seed; >= 0: the same images for every seed)
+        image_size: int = 32,  # training resolution in px (views and evaluation)
+        load_size: int = -1,  # px the images are held at, views are cropped from them (-1: image_size; 0: the dataset's own)
         arch: str = "resnet18",  # timm model name (pretrained=False)
+        backbone_kwargs: str = "",  # extra timm.create_model keywords as a JSON object, e.g. '{"channels": [32, 64, 128, 256]}'
         small_stem: bool = True,  # 3x3 stride-1 stem without max-pool (CIFAR-style)
         stem_padding: int = 1,  # padding of the small stem conv (solo-learn: 2)
         projector: str = "2048-2048-2048",  # projector widths (RECIPES.md)
@@ -208,14 +238,16 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         vicreg_var: float = 25.0,  # VICReg variance weight
         vicreg_cov: float = 1.0,  # VICReg covariance weight
         var_convention: str = "official",  # official (variance term halved) or solo (not halved)
+        crop_scale: float = 0.0,  # smallest crop area fraction of the two training views (0: the recipe's, BT 0.08 / VICReg 0.2)
         beta: float = -1.0,  # weight of the redundancy term; -1: the method's default
         gamma: float = -1.0,  # weight of the synergy term; -1: the method's default
         stage1_frac: float = -1.0,  # staged protocol: fraction of epochs with the baseline; -1: the method's default
-        ramp_epochs: float = -1.0,  # staged protocol: epochs over which beta, gamma ramp up; -1: the method's default
+        ramp_frac: float = -1.0,  # staged protocol: fraction of the epochs over which beta, gamma ramp up; -1: the method's default
         pid_target: str = "weak",  # PID target Y: weak (third weak view, same net, stop-grad) or ema (EMA net)
         ema_momentum: float = 0.99,  # EMA of the target network when pid_target='ema'
         pid_proj_dim: int = 64,  # PID estimated on random orthonormal projections to this many dims (0: full)
         pid_per_dim: bool = False,  # per-dimension PID variant instead of projections
+        pid_log_every: int = 1,  # steps between PID diagnostics (target forward + gradient norms) of a method without the PID term in its loss
         precision: str = "auto",  # auto (bf16 on CUDA and bf16-capable CPUs, else fp32), bf16 or fp32
         channels_last: bool = True,  # channels_last memory format
         compile: bool = False,  # torch.compile the model
@@ -224,8 +256,9 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         eval_every: int = 0,  # kNN + label-PID every N epochs during training (0: only at the end)
         knn_k: str = "20,200",  # kNN neighbourhood sizes
         linear_epochs: int = 100,  # offline linear probe epochs on cached features (0: skip)
+        linear_wds: str = "0,1e-5,1e-4,1e-3",  # weight decays the linear probes choose from on a held-out 10 % of their training features
         semi_fractions: str = "",  # label fractions for semi-supervised fine-tuning, e.g. '0.01,0.1' ('' : skip)
-        semi_epochs: int = 20,  # semi-supervised fine-tuning epochs
+        semi_epochs: int = 20,  # semi-supervised fine-tuning: at most this many epochs (it stops once the loss has converged)
         transfer: str = "",  # dataset name to evaluate transfer on ('' : none)
         seed: int = 0,  # the run's seed
         device: str = "auto",  # auto, cpu, cuda or cuda:N
@@ -246,25 +279,27 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
     family = "bt" if method.startswith("bt") else "vicreg"
     base_kw = dict(lambd=bt_lambda, scale=bt_scale) if family == "bt" else \
         dict(sim=vicreg_sim, var=vicreg_var, cov=vicreg_cov, var_convention=var_convention)
-    overrides = {k: v for k, v in dict(beta=beta, gamma=gamma, stage1_frac=stage1_frac, ramp_epochs=ramp_epochs).items()
+    overrides = {k: v for k, v in dict(beta=beta, gamma=gamma, stage1_frac=stage1_frac, ramp_frac=ramp_frac).items()
                  if v >= 0}
     schedule = method_schedule(method, **base_kw, **overrides)
-    x, y, xl, yl, xt, yt, meta = _load_data(dataset, root, n_train, n_test, image_size, seed)
+    x, y, xl, yl, xt, yt, meta = _load_data(dataset, root, n_train, n_test, eval_n_train, image_size, load_size, seed,
+                                            subset_seed)
     if len(x) < batch_size:
         raise ValueError(f"The training set has {len(x)} images, fewer than batch_size={batch_size}: lower batch_size "
                          f"or raise n_train.")
     x, y = x.to(dev), y.to(dev)
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    model = SSLStep(build_net(arch, small_stem, stem_padding, meta["channels"], projector), meta["num_classes"])
+    model = SSLStep(build_net(arch, small_stem, stem_padding, meta["channels"], projector, backbone_kwargs), meta["num_classes"])
     model = model.to(dev, memory_format=mf)
     target_net = model.net
     if pid_target == "ema":
-        target_net = build_net(arch, small_stem, stem_padding, meta["channels"], projector)
+        target_net = build_net(arch, small_stem, stem_padding, meta["channels"], projector, backbone_kwargs)
         target_net.load_state_dict(model.net.state_dict()); target_net.to(dev, memory_format=mf).requires_grad_(False)
     scale = batch_size / 256
     opt = make_optimizer(param_groups(model.net, weight_decay), optimizer, lr * scale, weight_decay)
     probe_opt = torch.optim.SGD(model.probe.parameters(), lr=probe_lr * scale, momentum=0.9)
-    augment = MultiViewAugment(view_recipe(family), size=image_size, mean=meta["mean"], std=meta["std"],
+    specs = [dataclasses.replace(v, crop_scale=(crop_scale, 1.0)) if crop_scale else v for v in view_recipe(family)]
+    augment = MultiViewAugment(specs, size=image_size, mean=meta["mean"], std=meta["std"],
                                target=weak_view(), channels_last=channels_last)
     batches = BatchIterator(len(x), batch_size, shuffle=True, drop_last=True, seed=seed)
     aug_gen, pid_gen = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
@@ -296,9 +331,10 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
     amp = resolve_precision(dev, precision) == "bf16"
     ks = tuple(int(k) for k in knn_k.split(",") if k.strip())
     show_bar = progress and rank == 0 and sys.stderr.isatty()
+    pid_kw = dict(proj_dim=pid_proj_dim or None, per_dim=pid_per_dim, generator=pid_gen)
     for epoch in range(state["epoch"], epochs):
         model.train(); batches.set_epoch(epoch)
-        sums, n, t0 = {}, 0, time.time()
+        sums, counts, n, t0 = {}, {}, 0, time.time()
         bad = torch.full((), -1, dtype=torch.long, device=dev)
         it = iter(batches)
         if show_bar:
@@ -313,8 +349,8 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
             sl = slice(rank * (batch_size // world), (rank + 1) * (batch_size // world))
             views = [v[sl] for v in views]
             try:
-                terms = train_step(step_model, target_net, views, y[idx][sl], w, opt, probe_opt, schedule.base,
-                                   autocast, pid_proj_dim, pid_per_dim, pid_gen)
+                terms = train_step(step_model, target_net, views, y[idx][sl], w, (opt, probe_opt), schedule.base, autocast,
+                                   pid_kw, log_pid=state["step"] % pid_log_every == 0)
             except ValueError as e:  # the losses refuse nan/inf embeddings: the previous step diverged
                 if "nan or inf" not in str(e): raise
                 bad.fill_(state["step"]); break
@@ -323,7 +359,7 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
                     for pt, pm in zip(target_net.parameters(), model.net.parameters()): pt.lerp_(pm, 1 - ema_momentum)
                     for bt, bm in zip(target_net.buffers(), model.net.buffers()): bt.copy_(bm)
             bad = torch.where((bad < 0) & ~torch.isfinite(terms["loss"]), torch.full_like(bad, state["step"]), bad)
-            for k, v in terms.items(): sums[k] = sums.get(k, 0) + v
+            for k, v in terms.items(): sums[k], counts[k] = sums.get(k, 0) + v, counts.get(k, 0) + 1
             n += 1; state["step"] += 1
             if (state["step"] % 20 == 0 or dev.type == "cpu") and bad.item() >= 0: break
         if bad.item() >= 0:
@@ -334,10 +370,11 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         if world > 1 and sums:  # per-rank terms (the probe's) become global-batch means; global terms are unchanged
             keys = sorted(sums); v = torch.stack([sums[k] for k in keys]); dist.all_reduce(v)
             sums = dict(zip(keys, v / world))
+        means = {k: float(v / counts[k]) for k, v in sums.items()}
         if dev.type == "cuda": torch.cuda.synchronize()
         epoch_s = time.time() - t0
         row = dict(epoch=epoch + 1, step=state["step"], lr=lr_now, stage=w["stage"], beta=w["beta"], gamma=w["gamma"],
-                   **{k: float(v / max(n, 1)) for k, v in sums.items()},
+                   **means,
                    pairs_per_s=n * batch_size / max(epoch_s, 1e-9), epoch_s=epoch_s)
         if eval_every and (epoch + 1) % eval_every == 0 and epoch + 1 < epochs and rank == 0:
             model.eval()
@@ -347,7 +384,7 @@ def fit(out_dir: str = "results/runs/scratch/run",  # run folder: params, env, h
         state["history"].append(row); state["epoch"] = epoch + 1; state["wall_s"] += time.time() - t0
         if rank == 0:
             print(f"[{out.name}] epoch {epoch + 1}/{epochs} " + " ".join(
-                f"{k}={row[k]:.4g}" for k in ("loss", "redundancy", "synergy", "online_probe_top1", "pairs_per_s",
+                f"{k}={row[k]:.4g}" for k in ("loss", "redundancy", "synergy", "pid_grad_share", "online_probe_top1", "pairs_per_s",
                                               "knn200_top1") if k in row), flush=True)
             if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs:
                 atomic_torch_save(dict(model=model.state_dict(), opt=opt.state_dict(), probe_opt=probe_opt.state_dict(),
@@ -370,7 +407,7 @@ def _validate(a: dict):
     "Clear errors for impossible arguments."
     for k, ok in _CHOICES.items():
         if a[k] not in ok: raise ValueError(f"{k}={a[k]!r} is not one of {', '.join(map(repr, ok))}.")
-    for k in ("batch_size", "image_size", "checkpoint_every"):
+    for k in ("batch_size", "image_size", "checkpoint_every", "pid_log_every"):
         if not isinstance(a[k], int) or a[k] < 1: raise ValueError(f"{k} must be a positive integer, got {a[k]!r}.")
     if not isinstance(a["epochs"], int) or a["epochs"] < 0:
         raise ValueError(f"epochs must be a non-negative integer (0: evaluate the random initialisation), got {a['epochs']!r}.")
@@ -379,9 +416,9 @@ def _validate(a: dict):
         raise ValueError(f"pid_proj_dim={a['pid_proj_dim']} is too large for batch_size={a['batch_size']}: the Gaussian "
                          f"PID needs a covariance of 3*pid_proj_dim dims estimated from the batch (keep 3*pid_proj_dim "
                          f"well below the batch; e.g. pid_proj_dim={max(1, a['batch_size'] // 8)}).")
-    if a["method"] in ("bt", "vicreg") and (a["beta"] > 0 or a["gamma"] > 0):
-        raise ValueError(f"method={a['method']!r} is the plain baseline and takes no PID weights; use "
-                         f"method='{a['method']}_pid' or '{a['method']}_staged' for beta/gamma.")
+    if not 0 <= a["crop_scale"] < 1: raise ValueError(f"crop_scale is the smallest crop area fraction, in [0, 1) (0: the recipe's), got {a['crop_scale']!r}.")
+    try: [float(w) for w in a["linear_wds"].split(",")]
+    except ValueError: raise ValueError(f"linear_wds must be comma-separated numbers, e.g. '0,1e-4', got {a['linear_wds']!r}.") from None
 
 # %% ../nbs/05_train.ipynb #e75ba24d
 def _final_eval(model, x, y, xt, yt, meta, augment, dev, a, ks, state) -> dict:
@@ -392,18 +429,23 @@ def _final_eval(model, x, y, xt, yt, meta, augment, dev, a, ks, state) -> dict:
     hist = state["history"]
     m["pairs_per_s"] = float(np.median([h["pairs_per_s"] for h in hist])) if hist else None
     m.update({f"final_{k}": hist[-1][k] for k in ("loss", "base_loss", "redundancy", "synergy", "unique1", "unique2",
-                                                   "coinformation") if hist and k in hist[-1]})
+                                                   "coinformation", "pid_grad_share", "grad_base_norm", "grad_red_norm",
+                                                   "grad_syn_norm") if hist and k in hist[-1]})
+    if a["epochs"] == 0: m["bn_recalibrated"] = recalibrate_bn_on_images(bb, x, meta["mean"], meta["std"], a["image_size"], device=dev) > 0
     light, f, ft = _eval_light(bb, x, y, xt, yt, meta, augment, dev, amp, ks, a["seed"], a["image_size"])
     m.update(light)
     with torch.no_grad():
         logits = torch.cat([model.probe(ft[i:i + 4096].to(dev)).float().cpu() for i in range(0, len(ft), 4096)])
     m["online_probe_top1"] = float((logits.argmax(1) == yt).float().mean() * 100)
-    if a["linear_epochs"]:
-        m.update(linear_probe(f, y.cpu(), ft, yt, epochs=a["linear_epochs"], seed=a["seed"], device=dev))
+    probe = dict(wds=[float(w) for w in a["linear_wds"].split(",")], epochs=a["linear_epochs"], seed=a["seed"], device=dev)
+    if a["linear_epochs"]: m.update(select_linear_probe(f, y.cpu(), ft, yt, **probe))
     for frac in [float(s) for s in a["semi_fractions"].split(",") if s.strip()]:
-        m.update(semi_supervised(bb, x.cpu(), y.cpu(), xt, yt, fraction=frac, mean=meta["mean"],
-                                 std=meta["std"], num_classes=meta["num_classes"], epochs=a["semi_epochs"],
-                                 seed=a["seed"], device=dev, size=a["image_size"]))
+        m.update(semi_supervised(bb, x.cpu(), y.cpu(), xt, yt, fraction=frac, mean=meta["mean"], std=meta["std"],
+                                 num_classes=meta["num_classes"], epochs=a["semi_epochs"], seed=a["seed"], device=dev,
+                                 size=a["image_size"], subset_seed=0))
+        if a["linear_epochs"]:
+            sub = balanced_indices(y.cpu(), frac, 0)
+            m.update({f"semi{100 * frac:g}_{k}": v for k, v in select_linear_probe(f[sub], y.cpu()[sub], ft, yt, **probe).items()})
     if a["transfer"]:
         tx, ty, tmeta = load_dataset(a["transfer"], train=True, image_size=a["image_size"])
         txt, tyt, _ = load_dataset(a["transfer"], train=False, image_size=a["image_size"])
