@@ -4,7 +4,7 @@ Used by scripts/gpu_check.sh on machines that have torch but not the notebook to
 namespace per notebook, from the notebook's folder, as `nbdev_test` runs them. A cell is skipped when one of its
 `#|` directives is in `skip` (by default `slow` and `eval: false`; add `cuda` on a machine without a GPU).
 
-    python scripts/nbcells.py nbs/01_data.ipynb nbs/05_train.ipynb [--skip slow,eval:false] [--only-with cuda]
+    python scripts/nbcells.py nbs/04_data.ipynb nbs/09_train.ipynb [--skip slow,eval:false] [--only-with cuda]
 """
 import argparse
 import json
