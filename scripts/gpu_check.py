@@ -57,7 +57,7 @@ def _run(cmd, log: Path, timeout: float, env: dict) -> dict:
 
 def stage_env(a, env) -> dict:
     code = ("import json, importlib, torch\n"
-            "mods = {m: bool(importlib.util.find_spec(m)) for m in ('fastcore', 'nbformat', 'nbdev', 'kornia', 'scipy', 'sklearn', 'tqdm', 'yaml', 'seaborn', 'pandas', 'timm', 'torchvision')}\n"
+            "mods = {m: bool(importlib.util.find_spec(m)) for m in ('fastcore', 'nbformat', 'nbdev', 'scipy', 'sklearn', 'tqdm', 'yaml', 'seaborn', 'pandas', 'timm', 'torchvision')}\n"
             "cuda = torch.cuda.is_available()\n"
             "print(json.dumps(dict(torch=torch.__version__, cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(0) if cuda else None,"
             " gpu_count=torch.cuda.device_count(), bf16=cuda and torch.cuda.is_bf16_supported(), modules=mods)))")
@@ -66,7 +66,6 @@ def stage_env(a, env) -> dict:
     try: info["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
                                               "--format=csv,noheader"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError): info["nvidia_smi"] = None
-    info["fastcore_shim"] = env.get("PID_SSL_FASTCORE_SHIM") == "1"
     return info
 
 

@@ -8,8 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
-if ! python -c "import fastcore" 2>/dev/null; then   # the notebooks' tests and pid_ssl_train's --help use fastcore
-  export PYTHONPATH="$PYTHONPATH:$(pwd)/scripts/shims" PID_SSL_FASTCORE_SHIM=1
-  echo "fastcore is not installed: using the minimal stand-in in scripts/shims"
+if ! python -c "import fastcore" 2>/dev/null; then   # the notebooks' tests use fastcore.test; the GPU machine has no network
+  if ls .whl/fastcore-*.whl >/dev/null 2>&1; then
+    python -m pip install -q --no-index --no-deps .whl/fastcore-*.whl && echo "fastcore installed offline from $(ls .whl/fastcore-*.whl)"
+  else
+    echo "fastcore is not installed and no wheel was carried: run 'pip download \"fastcore>=1.12.3,<1.13\" --no-deps -d .whl' here and carry .whl" >&2
+    exit 2
+  fi
 fi
 exec python scripts/gpu_check.py "$@"

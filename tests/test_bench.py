@@ -48,7 +48,7 @@ def test_bench_cli(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "equal precision fp32" in p.stdout and "pairs/s (median)" in p.stdout
     r = json.loads(out.read_text())
-    assert fig.exists() and r["hardware"]["cpu_model"] and r["hardware"]["torch"]
+    assert fig.exists() and r["hardware"]["cpu_model"] and r["hardware"]["packages"]["torch"]
     assert {x["pipeline"] for x in r["results"]} == {"ours", "usual"} and all(len(x["pairs_per_s"]) == 2 for x in r["results"])
     best_usual = max(x["median"] for x in r["results"] if x["pipeline"] == "usual")
     ours = next(x["median"] for x in r["results"] if x["pipeline"] == "ours")

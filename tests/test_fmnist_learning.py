@@ -22,7 +22,8 @@ def test_bt_beats_random_init_on_fashion_mnist(tmp_path):
 
     cfg = dict(dataset="fashion_mnist", n_train=1024, n_test=1000, image_size=28, arch="resnet10t",
                projector="512-512", method="bt", epochs=8, batch_size=64, lr=0.3, warmup_epochs=0.5,
-               pid_proj_dim=16, linear_epochs=0, precision="fp32", device="cpu", progress=False, seed=0)
+               pid_proj_dim=16, linear_epochs=0, precision="fp32", device="cpu", progress=False, seed=0,
+               eval_n_train=1024)  # the kNN bank: the same 1 020 class-balanced images as the random-init reference below
     trained = fit(out_dir=str(tmp_path / "bt"), **cfg)
 
     seed_everything(0)

@@ -29,7 +29,7 @@ def _same(a, b, path=""):
 
 
 def test_pinned_smoke_run(tmp_path):
-    from pid_ssl.core import read_jsonl
+    from pid_ssl.files import read_jsonl
     from pid_ssl.train import fit
     pin = json.loads(PINNED.read_text())
     threads = torch.get_num_threads(); torch.set_num_threads(1)

@@ -3,15 +3,17 @@
 refusals that must happen before anything runs. Needs a Jupyter kernel named python3
 (`python -m ipykernel install --user` when `jupyter kernelspec list` lacks it).
 """
-import inspect
+import dataclasses
 import json
-import types
-import typing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pid_ssl.reproduce import accepted_types, load_history, load_runs, main, notebook_params, repo_dir
+from pid_ssl.config import RunConfig, resolve_run
+from pid_ssl.reproduce import main, notebook_params, prepare, repo_dir, run_notebook
+from pid_ssl.results import load_history, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_RUNS = ["bt-s0", "bt-s1", "bt_pid-s0", "bt_pid-s1"]
@@ -19,16 +21,23 @@ TABLES = ["table_c1_recalibration", "table_c3_downstream", "table_c4_pid", "tabl
 FIGURES = ["figure_accuracy", "figure_c4_pid_vs_accuracy", "figure_training_curves"]
 
 
-def test_notebook_declares_fit_arguments():
-    "The experiment notebook's parameters are fit's arguments, with the same types: what the runner validates against."
-    from pid_ssl.train import fit
-    nb = notebook_params(ROOT / "nbs" / "experiments" / "pretrain.ipynb")
-    sig = inspect.signature(fit).parameters
-    assert set(nb) == set(sig)
-    for name, p in sig.items():
-        a = p.annotation
-        fit_types = set(typing.get_args(a)) if isinstance(a, types.UnionType) else {a}
-        assert set(accepted_types(nb[name]["inferred_type_name"])) == fit_types, name
+def test_paper_recipe_resolves_identically_everywhere(tmp_path):
+    "The paper recipe's bt run, seed 1, through the runner, the Python API, `pid_ssl_train` and the notebook: one RunConfig."
+    plan = prepare("paper_cifar10", results=tmp_path)
+    run = next(r for r in plan.runs if r.run_id == "bt-s1")
+    out = str(run.out_dir)
+    api = resolve_run("paper_cifar10", "bt", seed=1, out_dir=out)
+    cli = subprocess.run([sys.executable, "-m", "pid_ssl.train", "--config", "paper_cifar10", "--setting", "bt", "--seed", "1",
+                          "--out-dir", out, "--print-config"], capture_output=True, text=True, check=True)
+    executed = tmp_path / "dry.ipynb"
+    run_notebook(ROOT / "nbs" / "experiments" / "pretrain.ipynb", executed,
+                 dict(config="paper_cifar10", setting="bt", seed=1, out_dir=out, dry_run=True))
+    cells = json.loads(executed.read_text())["cells"]
+    printed = [o["text"] for c in cells for o in c.get("outputs", []) if o.get("name") == "stdout" and "{" in "".join(o["text"])]
+    nb_cfg = RunConfig(**json.loads("".join(printed[0]).split("\n", 1)[1]))
+    assert run.config == api == RunConfig(**json.loads(cli.stdout)) == nb_cfg
+    assert (api.pid_proj_dim, api.bt_lambda, api.projector, api.epochs, api.seed) == (64, 0.0051, "2048-2048-2048", 1000, 1)
+    assert set(notebook_params(ROOT / "nbs" / "experiments" / "pretrain.ipynb")) == {"config", "setting", "seed", "out_dir", "overrides", "dry_run"}
     assert repo_dir() == ROOT
 
 
@@ -100,7 +109,7 @@ def test_misspelt_parameter_refused(tmp_path, capsys):
     assert main([str(cfg), "--results", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err
     assert f"{cfg}, settings.bt_pid: unknown parameter 'lrr' (did you mean 'lr'?)" in err
-    assert "nothing was run" in err and "Valid parameters of" in err and "weight_decay" in err
+    assert "nothing was run" in err and "Valid parameters:" in err and "weight_decay" in err
     assert not (tmp_path / "results").exists()
 
 
@@ -108,8 +117,8 @@ def test_mistyped_value_refused(tmp_path, capsys):
     cfg = _config(tmp_path, "params:\n  epochs: ten\n  lr: 1e-1\n  small_stem: 1\n")
     assert main([str(cfg), "--results", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err
-    assert f"{cfg}, params: epochs = 'ten' is a str; the notebook declares `epochs: int`" in err
-    assert "small_stem = 1 is a int; the notebook declares `small_stem: bool`" in err
+    assert f"{cfg}, params: epochs = 'ten' is a str; epochs is `int`" in err
+    assert "small_stem = 1 is a int; small_stem is `bool`" in err
     assert "lr =" not in err  # 1e-1 reads as a float: accepted
     assert not (tmp_path / "results").exists()
 
@@ -122,7 +131,7 @@ def test_unknown_config_and_setting(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["methods", "smoke", "demo", "cpu", "paper_cifar10", "paper_cifar100", "paper_stl10",
+@pytest.mark.parametrize("name", ["methods", "smoke", "demo", "cpu", "cpu_grid", "cpu_pilot_t1", "cpu_pilot_t2", "paper_cifar10", "paper_cifar100", "paper_stl10",
                                   "paper_tinyimagenet"])
 def test_every_config_is_valid(name, tmp_path, capsys):
     "Every shipped config passes the checks (dry run: nothing runs)."
