@@ -68,26 +68,3 @@ def test_nbcells(tmp_path):
     (tmp_path / "t.ipynb").write_text(json.dumps(nb))
     r = run_notebook(tmp_path / "t.ipynb", verbose=False)
     assert not r["ok"] and (r["run"], r["skipped"]) == (2, 1) and "cell 3" in r["error"] and "ZeroDivisionError" in r["error"]
-
-
-def test_fastcore_shim():
-    "The stand-in used where fastcore is missing behaves as fastcore on what pid_ssl uses."
-    import importlib.util
-    import torch
-    mods = {}
-    for name in ("test", "docments"):
-        spec = importlib.util.spec_from_file_location(f"shim_{name}", REPO / "scripts" / "shims" / "fastcore" / f"{name}.py")
-        mods[name] = importlib.util.module_from_spec(spec); spec.loader.exec_module(mods[name])
-    t = mods["test"]
-    t.test_eq(torch.arange(3), torch.arange(3)); t.test_eq([1, (2, "a")], [1, (2, "a")]); t.test_ne(torch.ones(2), torch.zeros(2))
-    t.test_close(torch.ones(3), torch.ones(3) + 1e-7); t.test_close([1.0, 2.0], (1.0, 2.0 + 1e-7))
-    t.test_fail(lambda: 1 / 0, contains="division")
-    with pytest.raises(AssertionError): t.test_eq(torch.ones(2), torch.ones(3))
-    with pytest.raises(AssertionError): t.test_close(1.0, 1.1, eps=0.01)
-    with pytest.raises(AssertionError): t.test_fail(lambda: None)
-    from pid_ssl.train import fit
-    got = mods["docments"].docments(fit)
-    assert got["lr"] and got["dataset"] and set(got) == set(__import__("inspect").signature(fit).parameters) | {"return"}
-    try: from fastcore.docments import docments
-    except ImportError: return
-    assert got == docments(fit)
