@@ -319,7 +319,7 @@ def resolve_run(config: str | Path | Config,  # a config name in configs/, a YAM
     if setting not in setting_names(cfg):
         raise ConfigError(f"no setting {setting!r} in {cfg.chain[0][0]}{suggest(setting, setting_names(cfg))}; "
                           f"settings: {', '.join(setting_names(cfg))}")
-    if errs := _check_section(cfg, "params") * ("params" in cfg.data) + _check_section(cfg, "settings", setting):
+    if errs := (_check_section(cfg, "params") if "params" in cfg.data else []) + _check_section(cfg, "settings", setting):
         raise ConfigError("; ".join(errs))
     run = {**(cfg.data.get("params") or {}), **cfg.data["settings"][setting]}
     run.update({k: v for k, v in dict(seed=seed, out_dir=None if out_dir is None else str(out_dir)).items() if v is not None})

@@ -211,10 +211,11 @@ def _tau(x: pd.Series, y: pd.Series) -> str:
 def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 2,  # decimals
             ) -> tuple:
-    "C3 (display, numbers): every setting on every downstream accuracy present, with Kendall's τ (trained settings) against linear."
+    "C3 (display, numbers): every setting on every downstream accuracy (mean ± std, the test SE in brackets), with Kendall's τ against linear."
     metrics = downstream_metrics(df); num = compare(df, metrics)
     if num.empty: return pd.DataFrame(), num
-    cell = [fmt_pm(m, s, digits) + ("†" if p < 0.05 else "") for m, s, p in zip(num["mean"], num["std"], num.p_t.fillna(1))]
+    se = ["" if e != e else f" ({e:.{digits}f})" for e in num.se_test]  # the test set's binomial SE, where known
+    cell = [fmt_pm(m, s, digits) + ("†" if p < 0.05 else "") + e for m, s, p, e in zip(num["mean"], num["std"], num.p_t.fillna(1), se)]
     shown = num.assign(cell=cell).pivot_table(index=["dataset", "setting"], columns="metric", values="cell", aggfunc="first", sort=False)
     shown = shown[[m for m in metrics if m in shown]].reset_index()
     means = num[num.family != REFERENCE].pivot_table(index=["dataset", "setting"], columns="metric", values="mean", sort=False)
