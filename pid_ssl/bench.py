@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from .cli import run_command, add_debug_flag
 from .files import atomic_write_json
 from .core import get_device, env_info, native_bf16, resolve_precision, autocast_context
 from .data import load_dataset, view_recipe, MultiViewAugment, torchvision_views
@@ -343,7 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON file to write")
     p.add_argument("--figure", default=None, help="PNG to write (default: results/figures/bench_<device>.png; '' for none)")
-    return p
+    return add_debug_flag(p)
 
 # %% ../nbs/13_bench.ipynb #acfdc8e3
 def print_report(res: dict):
@@ -359,9 +360,8 @@ def print_report(res: dict):
         print(f"per step: ours' model step alone {b['model_step_s'] * 1e3:.1f} ms ({b['precision']}); augmentation alone: ours "
               f"{b['ours_augment_s'] * 1e3:.1f} ms, usual (one process) {b['usual_augment_one_process_s'] * 1e3:.1f} ms")
 
-def main(argv: list[str] | None = None):
-    "Entry point of `pid_ssl_bench`: run, print, write the JSON (--out) and the figure (--figure)."
-    a = _parser().parse_args(argv)
+def _run(a: argparse.Namespace, argv):
+    "Run the benchmark `a` asks for, print it, write the JSON (--out) and the figure (--figure)."
     res = benchmark(device=a.device, batch_size=a.batch_size, image_size=a.image_size, steps=a.steps, repeats=a.repeats,
                     warmup=a.warmup, workers="auto" if a.workers == "auto" else [int(w) for w in _csv(a.workers)],
                     compile=a.compile, compile_backend=a.compile_backend, precisions="auto" if a.precision == "auto" else _csv(a.precision),
@@ -373,6 +373,11 @@ def main(argv: list[str] | None = None):
     fig = a.figure if a.figure is not None else f"results/figures/bench_{res['hardware']['device']}.png"
     if fig and res["results"]: plot_benchmark(res, fig); print(f"wrote {fig}")
 
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of `pid_ssl_bench`: 0 when done, 2 (one line on stderr) on a user error."
+    a = _parser().parse_args(argv)
+    return run_command("pid_ssl_bench", lambda: _run(a, argv), a.debug)
+
 # %% ../nbs/13_bench.ipynb #71ac0ddd
 #| eval: false
-if __name__ == "__main__": main()
+if __name__ == "__main__": sys.exit(main())

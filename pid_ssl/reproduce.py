@@ -11,12 +11,16 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
+from .cli import run_command, add_debug_flag
+from .lock import lock_holder, busy_message
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest)
 
@@ -97,7 +101,8 @@ def run_notebook(nb: Path,  # the notebook to execute
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with _kernel_imports_here():
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, cwd=str(Path(nb).parent),
-                            progress_bar=False, log_output=log_output)
+                            progress_bar=False, log_output=log_output,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # the kernel process's own log: noise here
 
 # %% ../nbs/10_runner.ipynb #250f6f79
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -170,16 +175,18 @@ def execute_runs(plan: Plan,  # from `prepare`
                  log_output: bool = False,  # stream the notebooks' output
                  echo=print,  # where progress lines go
                 ) -> dict:
-    "Execute every unfinished run of `plan`, going on past failures: {run_id: 'ok' | 'skipped' | error line}."
+    "Execute every unfinished run of `plan`, going on past failures: {run_id: 'ok' | 'skipped' | 'busy' | error line}."
     status, walls, t0 = {}, [], time.perf_counter()
     todo = sum(not r.done for r in plan.runs)
     for k, r in enumerate(plan.runs, 1):
         if r.done: status[r.run_id] = "skipped"; continue
+        if (holder := lock_holder(r.out_dir)) is not None:  # another process is running it: leave it to that one
+            status[r.run_id] = "busy"; todo -= 1; echo(f"[{k}/{len(plan.runs)}] {r.run_id} skipped: {busy_message(r.out_dir, holder)}"); continue
         echo(f"[{k}/{len(plan.runs)}] {r.run_id} running ...")
         t = time.perf_counter()
         try: run_notebook(plan.notebook, r.out_dir / "executed.ipynb", dict(config=str(plan.config_path), setting=r.setting,
                                                                                seed=r.seed, out_dir=str(r.out_dir)), kernel_name, log_output)
-        except Exception as e: status[r.run_id] = error_line(e)
+        except Exception as e: status[r.run_id] = "busy" if getattr(e, "ename", "") == "RunLockedError" else error_line(e)
         else: status[r.run_id] = "ok" if r.done else "no metrics.json written"
         wall, todo = time.perf_counter() - t, todo - 1
         if status[r.run_id] == "ok": walls.append(wall)
@@ -218,12 +225,22 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
     runs = execute_runs(plan, kernel_name, log_output, echo)
     finished = any((plan.results / "runs" / plan.cfg.name).glob("*/metrics.json"))
     papers = execute_paper(plan, kernel_name, log_output, echo) if paper and finished else {}
-    failed = [f"run {k}: {v}" for k, v in runs.items() if v not in ("ok", "skipped")] + [f"paper {k}: {v}" for k, v in papers.items() if v != "ok"]
+    failed = [f"run {k}: {v}" for k, v in runs.items() if v not in ("ok", "skipped", "busy")] + [f"paper {k}: {v}" for k, v in papers.items() if v != "ok"]
     echo(f"{sum(v == 'ok' for v in runs.values())} ran, {sum(v == 'skipped' for v in runs.values())} skipped, {len(failed)} failed"
+         + (f", {busy} in use by another process (left to it)" if (busy := sum(v == "busy" for v in runs.values())) else "")
          + "".join(f"\n  FAILED {f}" for f in failed))
     return dict(plan=plan, runs=runs, paper=papers, failed=failed)
 
 # %% ../nbs/10_runner.ipynb #217011f9
+@contextmanager
+def _interrupt_on_sigterm():
+    "While inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does (main thread only; elsewhere nothing changes)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def _raise(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
+    old = signal.signal(signal.SIGTERM, _raise)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
         ) -> int:
     "pid_ssl_reproduce CONFIG [--dry-run] [--only SETTING ...] [--seeds SEED ...] [--results DIR]"
@@ -237,8 +254,16 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     p.add_argument("--no-paper", action="store_true", help="do not execute the paper notebooks afterwards")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel to execute the notebooks with (default python3)")
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output here")
-    a = p.parse_args(argv)
-    try: rep = reproduce(a.config, a.only, a.seeds, a.results, a.dry_run, not a.no_paper, a.kernel, a.log_output)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"pid_ssl_reproduce: {e}", file=sys.stderr); return 2
-    return 1 if rep["failed"] else 0
+    a = add_debug_flag(p).parse_args(argv)
+    run = lambda: 1 if reproduce(a.config, a.only, a.seeds, a.results, a.dry_run, not a.no_paper, a.kernel, a.log_output)["failed"] else 0
+    with _interrupt_on_sigterm():
+        try: return run_command("pid_ssl_reproduce", run, a.debug)
+        except KeyboardInterrupt:
+            again = " ".join(["pid_ssl_reproduce", *(sys.argv[1:] if argv is None else argv)])
+            print(f"pid_ssl_reproduce: interrupted. Finished runs are kept and an unfinished one resumes from its last "
+                  f"checkpoint: run `{again}` again to go on.", file=sys.stderr, flush=True)
+            return 130
+
+# %% ../nbs/10_runner.ipynb #e4e91785
+#| eval: false
+if __name__ == "__main__": sys.exit(main())

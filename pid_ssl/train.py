@@ -24,9 +24,12 @@ import torch.nn.functional as F
 
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
 from .config import RunConfig, ConfigError, config_parser, config_from_args
-from .core import seed_everything, get_device, env_info, atomic_torch_save, resolve_precision, autocast_context
+from .cli import run_command, add_debug_flag
+from .lock import RunLock
+from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
 from .backbones import build_net, SSLNet, param_groups, make_optimizer, lr_at
+from .rundir import save_checkpoint, load_checkpoint, save_backbone
 from .pid import pid_objective, method_schedule
 from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, transfer_probe,
                               label_pid_features, balanced_indices, recalibrate_bn_on_images)
@@ -104,6 +107,9 @@ class RunData:
         stl, size = c.dataset == "stl10", c.image_size if c.load_size < 0 else (c.load_size or None)
         x, y, meta = load_dataset(c.dataset, root=c.root, train=True, split="unlabeled" if stl else None, image_size=size, seed=c.seed)
         xl, yl = load_dataset(c.dataset, root=c.root, split="train", image_size=size, seed=c.seed)[:2] if stl else (x, y)
+        if c.n_train > len(x):
+            raise ValueError(f"n_train={c.n_train} is more than the {len(x)} training images of {c.dataset!r}: pass n_train <= "
+                             f"{len(x)}, or n_train=0 for all of them.")
         sseed = c.seed if c.subset_seed < 0 else c.subset_seed
         if c.n_train and c.n_train < len(x):
             idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(sseed))[:c.n_train] if stl else \
@@ -184,12 +190,15 @@ def _load_state_dict(self: RunState, ck: dict) -> RunState:
     s = ck["state"]; self.epoch, self.step, self.history, self.wall_s = s["epoch"], s["step"], s["history"], s["wall_s"]
     return self
 
-def _save(self: RunState, path: Path) -> Path: return atomic_torch_save(self.state_dict(), path)
+def _save(self: RunState, run_dir: Path) -> Path:
+    "Checkpoint into `run_dir` (atomically; the previous checkpoint is kept as the fall-back, `pid_ssl.rundir`)."
+    return save_checkpoint(self.state_dict(), run_dir)
 
-def _load(self: RunState, path: Path) -> bool:
-    "Continue from the checkpoint at `path` if there is one; whether there was."
-    if not Path(path).exists(): return False
-    self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)); return True
+def _load(self: RunState, run_dir: Path) -> Path | None:
+    "Continue from the newest readable checkpoint of `run_dir`; its path, or None when there is none."
+    ck, path = load_checkpoint(run_dir, f"pid_ssl_train --out_dir {run_dir} (or the runner's command)")
+    if ck is not None: self.load_state_dict(ck)
+    return path
 
 RunState.state_dict, RunState.load_state_dict, RunState.save, RunState.load = _state_dict, _load_state_dict, _save, _load
 
@@ -347,7 +356,7 @@ def _log_epoch(rs: RunState, row: dict, out: Path):
     print(f"[{out.name}] epoch {row['epoch']}/{rs.cfg.epochs} " + " ".join(
         f"{k}={row[k]:.4g}" for k in ("loss", "redundancy", "synergy", "pid_grad_share", "online_probe_top1", "pairs_per_s",
                                       "knn200_top1") if k in row), flush=True)
-    if rs.epoch % rs.cfg.checkpoint_every == 0 or rs.epoch == rs.cfg.epochs: rs.save(out / "checkpoint.pt")
+    if rs.epoch % rs.cfg.checkpoint_every == 0 or rs.epoch == rs.cfg.epochs: rs.save(out)
     write_jsonl(out / "history.jsonl", rs.history)
 
 # %% ../nbs/09_train.ipynb #fef4876e
@@ -359,11 +368,19 @@ def fit(cfg: RunConfig | None = None,  # the run's configuration (None: the defa
     out = Path(c.out_dir)
     if (out / "metrics.json").exists():
         _check_run_dir(out, dataclasses.asdict(c)); return read_json(out / "metrics.json")
+    if int(os.environ.get("RANK", "0")) != 0: return _run(c, out)  # DDP ranks > 0 write nothing; rank 0 holds the lock
+    with RunLock(out) as lock:  # one process per run folder (pid_ssl.lock)
+        if lock.stale:  # its holder died: drop the temp files of the atomic writes it was in the middle of
+            print(f"[{out.name}] took over the lock of process {lock.stale.get('pid')}, which ended without releasing it", flush=True)
+            for t in out.glob(".*.tmp"): t.unlink(missing_ok=True)
+        return _run(c, out)
+
+def _run(c: RunConfig, out: Path) -> dict:
+    "The run itself: train from the last checkpoint to the end, write the backbone, evaluate, write metrics.json."
     rank, world, dev, data = _start(c, out)
     rs = RunState(c, data.meta, len(data.x), dev, rank, world)
     augment = _augment(c, data.meta)
-    if rs.load(out / "checkpoint.pt") and rank == 0:
-        print(f"[{out.name}] resumed from {out / 'checkpoint.pt'} at epoch {rs.epoch}/{c.epochs}", flush=True)
+    if (ck := rs.load(out)) and rank == 0: print(f"[{out.name}] resumed from {ck} at epoch {rs.epoch}/{c.epochs}", flush=True)
     if rank == 0: _write_start(rs, out)
     model = _wrap(rs)
     while rs.epoch < c.epochs:
@@ -375,6 +392,7 @@ def fit(cfg: RunConfig | None = None,  # the run's configuration (None: the defa
         if rank == 0: _log_epoch(rs, row, out)
     if world > 1: dist.barrier()
     if rank != 0: return {}
+    save_backbone(rs.model.net.backbone, out, dataclasses.asdict(c), data.meta)
     metrics = _final_eval(rs, data, augment)
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
@@ -391,7 +409,7 @@ def _validate(c: RunConfig):
     for k in ("batch_size", "image_size", "checkpoint_every", "pid_log_every"):
         if getattr(c, k) < 1: raise ValueError(f"{k} must be a positive integer, got {getattr(c, k)!r}.")
     if c.epochs < 0: raise ValueError(f"epochs must be a non-negative integer (0: evaluate the random initialisation), got {c.epochs!r}.")
-    if not c.lr > 0: raise ValueError(f"lr must be positive, got {c.lr!r}.")
+    if not (c.lr > 0 and math.isfinite(c.lr)): raise ValueError(f"lr must be a positive number, got {c.lr!r}.")
     if c.pid_proj_dim and 3 * c.pid_proj_dim >= c.batch_size:
         raise ValueError(f"pid_proj_dim={c.pid_proj_dim} is too large for batch_size={c.batch_size}: the Gaussian PID needs a "
                          f"covariance of 3*pid_proj_dim dims estimated from the batch (keep 3*pid_proj_dim well below the "
@@ -447,14 +465,16 @@ def _transfer(c: RunConfig, bb: nn.Module, dev) -> dict:
     return transfer_probe(bb, (tx, ty, txt, tyt, tmeta), device=dev, epochs=c.linear_epochs or 100)
 
 # %% ../nbs/09_train.ipynb #1ed3d697
-def main(argv: list[str] | None = None):
-    "Entry point of `pid_ssl_train`."
-    ns = config_parser("pid_ssl_train", fit.__doc__).parse_args(argv)
-    cfg = config_from_args(ns)
-    if ns.print_config: print(json.dumps(dataclasses.asdict(cfg), indent=2)); return
-    metrics = fit(cfg)
-    if metrics: print({k: v for k, v in metrics.items() if "top1" in k})
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of `pid_ssl_train`: 0 when the run finished, 2 (one line on stderr) on a user error."
+    ns = add_debug_flag(config_parser("pid_ssl_train", fit.__doc__)).parse_args(argv)
+    def run():
+        cfg = config_from_args(ns)
+        if ns.print_config: print(json.dumps(dataclasses.asdict(cfg), indent=2)); return
+        metrics = fit(cfg)
+        if metrics: print({k: v for k, v in metrics.items() if "top1" in k})
+    return run_command("pid_ssl_train", run, ns.debug)
 
 # %% ../nbs/09_train.ipynb #d83e6788
 #| eval: false
-if __name__ == "__main__": main()
+if __name__ == "__main__": sys.exit(main())
