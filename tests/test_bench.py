@@ -68,3 +68,14 @@ def test_nbcells(tmp_path):
     (tmp_path / "t.ipynb").write_text(json.dumps(nb))
     r = run_notebook(tmp_path / "t.ipynb", verbose=False)
     assert not r["ok"] and (r["run"], r["skipped"]) == (2, 1) and "cell 3" in r["error"] and "ZeroDivisionError" in r["error"]
+
+
+def test_bench_user_error(tmp_path):
+    "A bad value is one line on stderr and exit status 2; --debug shows the traceback."
+    p = subprocess.run([sys.executable, "-m", "pid_ssl.bench", "--device", "cpu", "--precision", "fp16", "--figure", ""],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert (p.returncode, p.stdout) == (2, ""), p.stderr[-3000:]
+    assert p.stderr.startswith("pid_ssl_bench: error: precision 'fp16' is not 'fp32' or 'bf16'") and p.stderr.count("\n") == 1, p.stderr
+    p = subprocess.run([sys.executable, "-m", "pid_ssl.bench", "--device", "cpu", "--precision", "fp16", "--figure", "", "--debug"],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "Traceback (most recent call last)" in p.stderr and "fp16" in p.stderr
