@@ -162,9 +162,10 @@ def select_linear_probe(train_f: torch.Tensor,  # [N, F] cached training feature
     "Linear probe whose weight decay is chosen on held-out training features: `linear_top1/5`, `linear_wd`, `linear_val_top1`."
     train_y = torch.as_tensor(train_y).long()
     hold = torch.zeros(len(train_y), dtype=torch.bool); hold[balanced_indices(train_y, holdout, seed)] = True
+    hold &= torch.bincount(train_y)[train_y] >= 2  # a class with one image keeps it for training
     val = {wd: linear_probe(train_f[~hold], train_y[~hold], train_f[hold], train_y[hold], weight_decay=wd, seed=seed,
-                            **probe_kwargs)["linear_top1"] for wd in wds}
-    best = max(wds, key=lambda wd: (val[wd], wd))
+                            **probe_kwargs)["linear_top1"] if hold.any() else float("nan") for wd in wds}
+    best = max(wds, key=lambda wd: (val[wd], wd)) if hold.any() else wds[0]  # nothing to hold out: the first candidate
     out = linear_probe(train_f, train_y, test_f, test_y, weight_decay=best, seed=seed, **probe_kwargs)
     return {**out, "linear_wd": best, "linear_val_top1": val[best]}
 
