@@ -22,7 +22,7 @@ from typing import Optional
 
 import yaml
 
-from .methods import METHODS, PUBLISHED
+from .methods import PUBLISHED
 
 # %% ../nbs/02_config.ipynb #b962b86b
 def opt(default, help: str):

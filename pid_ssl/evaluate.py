@@ -15,8 +15,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import lr_at
-
 # %% ../nbs/08_evaluate.ipynb #d58a1e0e
 def _normaliser(mean, std, c, device):
     mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device).flatten() for v in (mean, std))
