@@ -6,8 +6,8 @@
 __all__ = ['METRIC_LABELS', 'REFERENCE', 'SPLIT_PAIRS', 'DOWNSTREAM', 'C4_METRICS', 'C4_LABELS', 'BAR', 'render_markdown_table',
            'render_latex_table', 'write_table', 'fmt_pm', 'fmt_p', 'is_reference', 'test_se', 'compare',
            'format_comparison', 'table_c1', 'pairwise', 'table_c2', 'table_c1_split', 'downstream_metrics', 'table_c3',
-           'table_c4', 'save_figure', 'verdict', 'run_summary', 'claim_lines', 'comparison_lines', 'trained_vs_random',
-           'pilot_lines']
+           'table_reference', 'table_c4', 'save_figure', 'verdict', 'run_summary', 'claim_lines', 'comparison_lines',
+           'trained_vs_random', 'pilot_lines']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 from pathlib import Path
@@ -109,12 +109,12 @@ def test_se(runs: pd.DataFrame, metric: str) -> float:
 
 def compare(df: pd.DataFrame,  # runs (`load_runs`)
             metrics: list,  # metric columns
-            variants: tuple = ("base", "recal", "pid", "staged"),  # which variants to include
+            variants: tuple | None = None,  # which variants to include (None: all)
            ) -> pd.DataFrame:
     "Long table, per dataset, family, setting and metric: n, mean, std and the paired test against the family's baseline."
     rows = []
     for ds, fam, g in _groups(df):
-        g = g[g.variant.isin(variants)]
+        if variants is not None: g = g[g.variant.isin(variants)]
         base = next(iter(g.loc[g.variant == "base", "setting"]), None)
         for metric in [m for m in metrics if m in g and g[m].notna().any()]:
             for s, r in summarise(g, metric, base).iterrows():
@@ -148,31 +148,40 @@ def table_c1(df: pd.DataFrame,  # runs (`load_runs`)
     return format_comparison(num), num
 
 # %% ../nbs/12_tables.ipynb #bb3c6131
+def _pair_row(g: pd.DataFrame,  # runs of one dataset
+              t: str, o: str,  # the setting and the one it is compared with
+              m: str,  # the metric
+              **ids) -> dict | None:
+    "One paired comparison of `t` with `o` on `m` over the seeds both have (None when they share none)."
+    a, b = (g[g.setting == s].set_index("seed")[m].dropna() for s in (t, o))
+    seeds = a.index.intersection(b.index)
+    if not len(seeds): return None
+    a, b = a[seeds], b[seeds]
+    return dict(**ids, setting=t, versus=o, metric=m, n=len(a), mean=a.mean(), std=a.std(ddof=1), n_versus=len(b),
+                mean_versus=b.mean(), std_versus=b.std(ddof=1), se_test=test_se(g[(g.setting == t) & g.seed.isin(seeds)], m),
+                **paired_test(a, b))
+
+def _pair_display(num: pd.DataFrame, heading: str, other: str, digits: int) -> tuple:
+    "The display version of paired comparisons: both means ± std, the test SE, Δ and the p-values as text."
+    if num.empty: return pd.DataFrame(), num
+    shown = pd.DataFrame({"dataset": num.dataset, "comparison": num.setting + " vs " + num.versus, "metric": num.metric.map(lambda m: METRIC_LABELS.get(m, m)),
+                          "n": num.n_paired, heading: [fmt_pm(a, b, digits) for a, b in zip(num["mean"], num["std"])],
+                          other: [fmt_pm(a, b, digits) for a, b in zip(num.mean_versus, num.std_versus)],
+                          "test SE": ["" if np.isnan(v) else f"{v:.{digits}f}" for v in num.se_test],
+                          "Δ": [f"{d:+.{digits}f}" if not np.isnan(d) else "n/a" for d in num.delta],
+                          "p (t-test)": num.p_t.map(fmt_p), "p (Wilcoxon)": num.p_wilcoxon.map(fmt_p)})
+    return shown, num
+
 def pairwise(df: pd.DataFrame,  # runs (`load_runs`)
              pairs,  # (runs of one family) -> [(setting, versus), ...]
              metrics: tuple,  # what to compare
              heading: str = "setting",  # the display column of the first setting
              digits: int = 2,  # decimals
             ) -> tuple:
-    "Paired comparisons within each family (display, numbers): means ± std of both, the test SE, Δ and the paired tests."
-    rows = []
-    for ds, fam, g in _groups(df):
-        by = lambda s, m: g[g.setting == s].set_index("seed")[m]
-        for t, o in pairs(g):
-            for m in [m for m in metrics if m in g and g[m].notna().any()]:
-                a, b = by(t, m).dropna(), by(o, m).dropna()
-                rows.append(dict(dataset=ds, family=fam, setting=t, versus=o, metric=m, n=len(a), mean=a.mean(), std=a.std(ddof=1),
-                                 n_versus=len(b), mean_versus=b.mean(), std_versus=b.std(ddof=1),
-                                 se_test=test_se(g[g.setting == t], m), **paired_test(by(t, m), by(o, m))))
-    num = pd.DataFrame(rows)
-    if num.empty: return pd.DataFrame(), num
-    shown = pd.DataFrame({"dataset": num.dataset, "comparison": num.setting + " vs " + num.versus, "metric": num.metric.map(lambda m: METRIC_LABELS.get(m, m)),
-                          "n": num.n_paired, heading: [fmt_pm(a, b, digits) for a, b in zip(num["mean"], num["std"])],
-                          "other": [fmt_pm(a, b, digits) for a, b in zip(num.mean_versus, num.std_versus)],
-                          "test SE": ["" if np.isnan(v) else f"{v:.{digits}f}" for v in num.se_test],
-                          "Δ": [f"{d:+.{digits}f}" if not np.isnan(d) else "n/a" for d in num.delta],
-                          "p (t-test)": num.p_t.map(fmt_p), "p (Wilcoxon)": num.p_wilcoxon.map(fmt_p)})
-    return shown, num
+    "Paired comparisons within each family over the seeds both settings have (display, numbers): means ± std of both, the test SE, Δ and the paired tests."
+    rows = [_pair_row(g, t, o, m, dataset=ds, family=fam) for ds, fam, g in _groups(df) for t, o in pairs(g)
+            for m in metrics if m in g and g[m].notna().any()]
+    return _pair_display(pd.DataFrame([r for r in rows if r]), heading, "other", digits)
 
 def _of(g: pd.DataFrame, *variants) -> list: return [s for v in variants for s in pd.unique(g.loc[g.variant == v, "setting"])]
 
@@ -224,6 +233,19 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     shown = pd.concat([shown, pd.DataFrame(taus)], ignore_index=True).rename(columns=lambda m: METRIC_LABELS.get(m, m))
     shown.columns.name = None
     return shown, num
+
+# %% ../nbs/12_tables.ipynb #1cbecf2c
+def table_reference(df: pd.DataFrame,  # runs (`load_runs`) with random-init (epochs = 0) runs
+                    metrics: list | None = None,  # accuracies (default: every downstream accuracy present)
+                    digits: int = 2,  # decimals
+                   ) -> tuple:
+    "Each trained setting against the random initialisation, paired over seeds (display, numbers): means ± std, test SE, gap Δ, paired tests."
+    metrics, rows = downstream_metrics(df) if metrics is None else list(metrics), []
+    for ds, g in df.groupby("dataset", sort=False):
+        ref, trained = (pd.unique(g.loc[sel, "setting"]) for sel in (is_reference(g), ~is_reference(g)))
+        rows += [_pair_row(g, t, o, m, dataset=ds, family=family(g.loc[g.setting == t, "method"].iloc[0]))
+                 for t in trained for o in ref for m in metrics if m in g and g[m].notna().any()]
+    return _pair_display(pd.DataFrame([r for r in rows if r]), "trained", "random init", digits)
 
 # %% ../nbs/12_tables.ipynb #1e617e0d
 C4_METRICS = ("linear_top1", "knn200_top1", "label_redundancy", "label_synergy", "label_red_minus_syn",
@@ -307,17 +329,26 @@ def run_summary(root: str | Path,  # the checkout (holding results/runs/<config>
             f"{env.get('cpu') or 'a CPU'} with {env.get('cpu_count')} cores, read from `results/runs/{config}/*/`.")
 
 # %% ../nbs/12_tables.ipynb #d48b5093
-def _reference_lines(c3: pd.DataFrame) -> tuple[str, pd.DataFrame, list]:
+def _se(v: float) -> str: return "n/a" if v != v else f"{v:.2f}"
+
+_REF_METRICS = ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1", "semi1_linear_top1", "semi10_linear_top1")
+
+def _reference_lines(ref: pd.DataFrame | None,  # numbers of `table_trained_vs_random` (None: not written)
+                     c3: pd.DataFrame,  # numbers of `table_c3_downstream`
+                    ) -> tuple[str, pd.DataFrame, list]:
     "The trained-vs-random-init lines, the per-setting means, and the trained settings."
     mean = c3.pivot_table(index="setting", columns="metric", values="mean", sort=False)
-    ref = c3.loc[c3.family == REFERENCE, "setting"].iloc[0]  # the random-initialisation setting
-    trained = [s for s in mean.index if s != ref]
-    lines = ["- **Reference: trained vs random initialisation** (same network, same evaluation, 0 epochs):"]
-    for m in [m for m in ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1") if m in mean]:
-        beat = [s for s in trained if mean.loc[s, m] > mean.loc[ref, m]]
-        lines.append(f"  - {_label(m)}: random init {mean.loc[ref, m]:.2f}, trained settings "
-                     f"{mean.loc[trained, m].min():.2f} – {mean.loc[trained, m].max():.2f}; "
-                     f"{len(beat)} of {len(trained)} trained settings above random init.")
+    refs = set(c3.loc[c3.family == REFERENCE, "setting"]); trained = [s for s in mean.index if s not in refs]
+    if ref is None or ref.empty: return "- **Reference:** no random-initialisation runs of these seeds, so no trained-vs-random gap.", mean, trained
+    lines = ["- **Reference: trained vs random initialisation** (the same network at its seed's initialisation, 0 epochs, the "
+             "same evaluation; each trained setting paired with it over seeds):"]
+    for m in [m for m in _REF_METRICS if m in set(ref.metric)]:
+        g, r = ref[ref.metric == m], c3[(c3.family == REFERENCE) & (c3.metric == m)].iloc[0]
+        up, down = int(((g.delta > 0) & (g.p_t < 0.05)).sum()), int(((g.delta < 0) & (g.p_t < 0.05)).sum())
+        lines.append(f"  - {_label(m)}: random init {fmt_pm(r['mean'], r['std'])} (n = {int(r.n)}, test SE {_se(r.se_test)}); "
+                     f"trained settings {g['mean'].min():.2f} – {g['mean'].max():.2f} (test SE {_se(g.se_test.mean())}), "
+                     f"gap {g.delta.min():+.2f} to {g.delta.max():+.2f} points; {up} of {len(g)} trained settings higher and "
+                     f"{down} lower at p < 0.05 (paired t-test, n = {int(g.n_paired.min())} seeds; largest p {_pstr(g.p_t.max())[2:]}).")
     return "\n".join(lines), mean, trained
 
 def _held(df: pd.DataFrame) -> pd.DataFrame:
@@ -325,15 +356,25 @@ def _held(df: pd.DataFrame) -> pd.DataFrame:
     return df.dropna(subset=["p_t"]).assign(ok=lambda d: (d.delta > 0) & (d.p_t < 0.05))
 
 # %% ../nbs/12_tables.ipynb #d1b8d0a9
+def _pair_line(r) -> str:
+    "One tested comparison: both settings' mean ± std, n, the test SE and the paired t-test's verdict."
+    return (f"  - {r.setting} {fmt_pm(r.mean, r.std)} vs {r.versus} {fmt_pm(r.mean_versus, r.std_versus)}, {_label(r.metric)} "
+            f"(n = {int(r.n_paired)} paired seeds, test SE {_se(r.se_test)}): {verdict(r.delta, r.p_t)}")
+
+def _against_baseline(c1: pd.DataFrame) -> pd.DataFrame:
+    "C1's tested rows with the baseline's mean and std beside them, in `pairwise`'s columns."
+    base = c1[c1.baseline.fillna("") == ""].set_index(["dataset", "setting", "metric"])
+    t = _held(c1).rename(columns={"baseline": "versus"})
+    at = list(zip(t.dataset, t.versus, t.metric))
+    return t.assign(mean_versus=base.loc[at, "mean"].to_numpy(), std_versus=base.loc[at, "std"].to_numpy())
+
 def _c1_c2_lines(c1: pd.DataFrame, c2: pd.DataFrame) -> list[str]:
-    held = _held(c1)
-    lines = [f"  - {r.setting} vs {r.baseline}, {_label(r.metric)}: {verdict(r.delta, r.p_t)}" for r in held.itertuples()]
+    held = _against_baseline(c1)
     out = [f"- **C1 (re-calibrated and PID variants beat their baseline):** held in {int(held.ok.sum())} of "
-           f"{len(held)} comparisons (n = {int(held.n_paired.min())} paired seeds).\n" + "\n".join(lines)]
+           f"{len(held)} comparisons (n = {int(held.n_paired.min())} paired seeds).\n" + "\n".join(map(_pair_line, held.itertuples()))]
     c2 = _held(c2)
-    lines = [f"  - {r.setting} vs {r.versus}, {_label(r.metric)}: {verdict(r.delta, r.p_t)}" for r in c2.itertuples()]
     return out + [f"- **C2 (the staged protocol beats the baseline and re-calibration alone, equal epochs):** held in "
-                  f"{int(c2.ok.sum())} of {len(c2)} comparisons.\n" + "\n".join(lines)]
+                  f"{int(c2.ok.sum())} of {len(c2)} comparisons.\n" + "\n".join(map(_pair_line, c2.itertuples()))]
 
 def _c3_line(c3: pd.DataFrame, mean: pd.DataFrame, trained: list) -> str:
     tm = mean.loc[trained]
@@ -360,22 +401,24 @@ def _diagnostic_lines(c4: pd.DataFrame) -> str:
     "Did the PID term move the PID of the views? Per family: Red / Syn of the views, label Red − Syn, the term's size."
     v, diag = c4.pivot_table(index="setting", columns="metric", values="mean", sort=False), []
     for fam in ("bt", "vicreg"):
-        rows = [s for s in (fam, f"{fam}_recal", f"{fam}_pid", f"{fam}_staged") if s in v.index]
+        rows = [s for s in (fam, *(f"{fam}_{x}" for x in ("recal", "pid", "pid_base", "pid_red", "pid_syn", "staged"))) if s in v.index]
         if len(rows) < 2 or "final_redundancy" not in v: continue
         diag.append(f"  - {fam} family, PID of the training views at the last epoch (Red / Syn, nats): " + "; ".join(
             f"{s} {v.loc[s, 'final_redundancy']:.3f} / {v.loc[s, 'final_synergy']:.3f}" for s in rows) +
             ". Label Red − Syn of frozen features: " + "; ".join(f"{s} {v.loc[s, 'label_red_minus_syn']:.3f}" for s in rows) + ".")
         if "final_pid_term" in v:
-            diag.append(f"  - {fam} family, the PID term β·Red − γ·Syn in the loss at the last epoch, against the base loss: " + "; ".join(
+            share = lambda s: f", gradient share {v.loc[s, 'final_pid_grad_share']:.2f}" if "final_pid_grad_share" in v else ""
+            diag.append(f"  - {fam} family, the PID term β·Red − γ·Syn in the loss at the last epoch, against the base loss "
+                        "(and its gradient on the embeddings over the base loss's): " + "; ".join(
                 f"{s} {v.loc[s, 'final_pid_term']:+.4f} vs {v.loc[s, 'final_base_loss']:.3f} "
-                f"({100 * abs(v.loc[s, 'final_pid_term']) / abs(v.loc[s, 'final_base_loss']):.2f} %)"
-                for s in rows if s.endswith(("_pid", "_staged"))) + ".")
+                f"({100 * abs(v.loc[s, 'final_pid_term']) / abs(v.loc[s, 'final_base_loss']):.2f} %{share(s)})"
+                for s in rows if s.endswith(("_pid", "_pid_base", "_pid_red", "_pid_syn", "_staged"))) + ".")
     return "- **PID diagnostics** (`table_c4_pid`):\n" + "\n".join(diag)
 
 # %% ../nbs/12_tables.ipynb #c99bb281
 def _split_lines(split: pd.DataFrame) -> str:
     "The PID split: each one-term arm and the two-term arm against re-calibration, and the two terms against each other."
-    lines = [f"  - {r.setting} vs {r.versus}, {_label(r.metric)}: {verdict(r.delta, r.p_t)}" for r in _held(split).itertuples()]
+    lines = list(map(_pair_line, _held(split).itertuples()))
     return "- **C1, the PID split (`table_c1_split_pid`):** the PID term and each of its terms alone, paired over seeds.\n" + "\n".join(lines)
 
 def claim_lines(tables: str | Path,  # results/tables/<config>, as the paper notebooks wrote it
@@ -384,7 +427,8 @@ def claim_lines(tables: str | Path,  # results/tables/<config>, as the paper not
     T = Path(tables)
     c1, c2 = pd.read_csv(T / "table_c1_recalibration.csv"), pd.read_csv(T / "table_c2_protocol.csv")
     c3, c4 = pd.read_csv(T / "table_c3_downstream.csv"), pd.read_csv(T / "table_c4_pid.csv")
-    ref, mean, trained = _reference_lines(c3)
+    ref = pd.read_csv(T / "table_trained_vs_random.csv") if (T / "table_trained_vs_random.csv").exists() else None
+    ref, mean, trained = _reference_lines(ref, c3)
     out = [ref, *_c1_c2_lines(c1, c2)]
     if (T / "table_c1_split_pid.csv").exists(): out.append(_split_lines(pd.read_csv(T / "table_c1_split_pid.csv")))
     out += [_c3_line(c3, mean, trained), _c4_line(pd.read_csv(T / "table_c4_spearman.csv")), _diagnostic_lines(c4)]
@@ -403,14 +447,11 @@ def trained_vs_random(runs: pd.DataFrame,  # runs (`load_runs`) with random-init
                       bar: dict = BAR,  # metric -> points above random init
                      ) -> pd.DataFrame:
     "Per trained setting and metric: its mean, random init's mean (same seeds), the gap, the bar and whether it is cleared."
-    ref, rows = runs[is_reference(runs)].set_index("seed"), []
-    for s, g in runs[~is_reference(runs)].groupby("setting", sort=False):
-        g = g.set_index("seed"); seeds = g.index.intersection(ref.index)
-        for m, need in bar.items():
-            if m not in g or not len(seeds): continue
-            a, r = g.loc[seeds, m].mean(), ref.loc[seeds, m].mean()
-            rows.append(dict(setting=s, metric=m, n=len(seeds), trained=a, random_init=r, gap=a - r, bar=need, cleared=bool(a - r >= need)))
-    return pd.DataFrame(rows)
+    num = table_reference(runs, list(bar))[1]
+    if num.empty: return pd.DataFrame()
+    need = num.metric.map(bar)
+    return pd.DataFrame(dict(setting=num.setting, metric=num.metric, n=num.n_paired, trained=num["mean"], random_init=num.mean_versus,
+                             gap=num.delta, bar=need, cleared=(num.delta >= need).astype(bool))).reset_index(drop=True)
 
 def pilot_lines(results: str | Path,  # the results folder
                 configs: list,  # the pilot configs, in the order they were tried

@@ -134,7 +134,7 @@ def test_unknown_config_and_setting(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["methods", "smoke", "demo", "cpu", "cpu_grid", "cpu_pilot_t1", "cpu_pilot_t2", "paper_cifar10", "paper_cifar100", "paper_stl10",
+@pytest.mark.parametrize("name", ["methods", "smoke", "demo", "cpu", "cpu_pilot_t1", "cpu_pilot_t2", "paper_cifar10", "paper_cifar100", "paper_stl10",
                                   "paper_tinyimagenet"])
 def test_every_config_is_valid(name, tmp_path, capsys):
     "Every shipped config passes the checks (dry run: nothing runs)."

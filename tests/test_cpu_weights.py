@@ -1,4 +1,4 @@
-"""The PID weights of configs/cpu_grid.yaml follow its stated rule from the committed pilot runs.
+"""The PID weights of configs/cpu.yaml follow its stated rule from the committed pilot runs.
 
 Rule (stated in the config): each PID term's gradient on the embeddings is 20 % of the base loss's, at the median over
 the epochs of the baseline's pilot run: beta = 0.2 x median(grad_base_norm / grad_red_norm), gamma = 0.2 x
@@ -26,7 +26,7 @@ def _sized(family: str) -> tuple[float, float]:
 @pytest.mark.parametrize("family", ["bt", "vicreg"])
 def test_pid_weights_follow_the_stated_share(family):
     beta, gamma = _sized(family)
-    settings = load_config(ROOT / "configs" / "cpu_grid.yaml").data["settings"]
+    settings = load_config(ROOT / "configs" / "cpu.yaml").data["settings"]
     arms = [s for s in settings if s.startswith(family + "_pid") or s == f"{family}_staged"]
     assert len(arms) == (5 if family == "bt" else 3)
     for arm in arms:
