@@ -91,7 +91,7 @@ class EvalConfig:
     linear_wds: str = opt("0,1e-5,1e-4,1e-3", "weight decays the linear probes choose from on a held-out 10 % of their training features")
     semi_fractions: str = opt("", "label fractions for semi-supervised fine-tuning, e.g. '0.01,0.1' (empty: skip)")
     semi_epochs: int = opt(20, "semi-supervised fine-tuning: at most this many epochs (it stops once the loss has converged)")
-    transfer: str = opt("", "dataset name to evaluate transfer on (empty: none)")
+    transfer: str = opt("", "dataset to evaluate transfer on, read from `root` like the pretraining data (empty: none)")
 
 @dataclass
 class SystemConfig:

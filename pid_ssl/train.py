@@ -458,8 +458,8 @@ def _probes(c: RunConfig, bb: nn.Module, data: RunData, f: torch.Tensor, ft: tor
 
 def _transfer(c: RunConfig, bb: nn.Module, dev) -> dict:
     "kNN and linear probe of the frozen backbone on another dataset."
-    tx, ty, tmeta = load_dataset(c.transfer, train=True, image_size=c.image_size)
-    txt, tyt, _ = load_dataset(c.transfer, train=False, image_size=c.image_size)
+    tx, ty, tmeta = load_dataset(c.transfer, root=c.root, train=True, image_size=c.image_size)
+    txt, tyt, _ = load_dataset(c.transfer, root=c.root, train=False, image_size=c.image_size)
     if c.n_train: tx, ty = tx[:c.n_train], ty[:c.n_train]
     if c.n_test: txt, tyt = txt[:c.n_test], tyt[:c.n_test]
     return transfer_probe(bb, (tx, ty, txt, tyt, tmeta), device=dev, epochs=c.linear_epochs or 100)
