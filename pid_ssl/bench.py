@@ -10,7 +10,6 @@ __all__ = ['PEAK_BF16_TFLOPS', 'bf16_probe', 'build_model', 'make_step', 'Torchv
 # %% ../nbs/13_bench.ipynb #b75df11c
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -159,8 +158,10 @@ def _resolve(device, precisions, workers):
     precisions = list(dict.fromkeys(precisions))
     for p in precisions:
         if p not in ("fp32", "bf16"): raise ValueError(f"precision {p!r} is not 'fp32' or 'bf16'; pass e.g. precisions=['fp32', 'bf16'] or 'auto'.")
-    workers = _auto_workers(device) if workers == "auto" else sorted({int(w) for w in workers})
-    if not workers or min(workers) < 0: raise ValueError(f"workers must be non-negative integers (or 'auto'), got {workers!r}.")
+    bad = ValueError(f"--workers takes non-negative integers or 'auto' (e.g. --workers 0,2), got {workers!r}.")
+    try: workers = _auto_workers(device) if workers == "auto" else sorted({int(w) for w in workers})
+    except (TypeError, ValueError): raise bad from None
+    if not workers or min(workers) < 0: raise bad
     return precisions, workers
 
 # %% ../nbs/13_bench.ipynb #ad0a8736
@@ -363,7 +364,7 @@ def print_report(res: dict):
 def _run(a: argparse.Namespace, argv):
     "Run the benchmark `a` asks for, print it, write the JSON (--out) and the figure (--figure)."
     res = benchmark(device=a.device, batch_size=a.batch_size, image_size=a.image_size, steps=a.steps, repeats=a.repeats,
-                    warmup=a.warmup, workers="auto" if a.workers == "auto" else [int(w) for w in _csv(a.workers)],
+                    warmup=a.warmup, workers="auto" if a.workers == "auto" else _csv(a.workers),
                     compile=a.compile, compile_backend=a.compile_backend, precisions="auto" if a.precision == "auto" else _csv(a.precision),
                     dataset=a.dataset, root=a.root, n_images=a.n_images, projector=a.projector, arch=a.arch,
                     pipelines=_csv(a.pipelines), breakdown=not a.no_breakdown, threads=a.threads, seed=a.seed)

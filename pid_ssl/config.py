@@ -12,7 +12,6 @@ __all__ = ['GROUPS', 'FIELDS', 'SECTIONS', 'opt', 'DataConfig', 'NetworkConfig',
 import argparse
 import dataclasses
 import difflib
-import json
 import os
 import re
 import typing

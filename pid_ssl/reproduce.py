@@ -8,7 +8,6 @@ __all__ = ['RUN_PARAMS', 'notebook_params', 'Run', 'plan_runs', 'run_notebook', 
 
 # %% ../nbs/10_runner.ipynb #0f11062c
 import argparse
-import json
 import os
 import re
 import signal
@@ -16,7 +15,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import run_command, add_debug_flag

@@ -22,8 +22,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
-from .config import RunConfig, ConfigError, config_parser, config_from_args
+from .files import atomic_write_json, read_json, write_jsonl
+from .config import RunConfig, config_parser, config_from_args
 from .cli import run_command, add_debug_flag
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
