@@ -421,6 +421,13 @@ def _split_lines(split: pd.DataFrame) -> str:
     lines = list(map(_pair_line, _held(split).itertuples()))
     return "- **C1, the PID split (`table_c1_split_pid`):** the PID term and each of its terms alone, paired over seeds.\n" + "\n".join(lines)
 
+def _multiplicity_line(c1: pd.DataFrame, c2: pd.DataFrame, split: pd.DataFrame | None) -> str:
+    "How many of the C1, C2 and split tests gave p < 0.05, against how many would by chance alone (no correction applied)."
+    p = pd.concat([_held(t).p_t for t in (c1, c2, split) if t is not None])
+    return (f"- **Multiple comparisons:** {int((p < 0.05).sum())} of the {len(p)} paired t-tests above (C1, C2, the split) give "
+            f"p < 0.05; with no effect at all about {0.05 * len(p):.1f} would by chance. No correction is applied: read a lone "
+            "p < 0.05 with that in mind.")
+
 def claim_lines(tables: str | Path,  # results/tables/<config>, as the paper notebooks wrote it
                ) -> str:
     "The README's per-claim summary (Markdown) from a config's tables."
@@ -430,8 +437,10 @@ def claim_lines(tables: str | Path,  # results/tables/<config>, as the paper not
     ref = pd.read_csv(T / "table_trained_vs_random.csv") if (T / "table_trained_vs_random.csv").exists() else None
     ref, mean, trained = _reference_lines(ref, c3)
     out = [ref, *_c1_c2_lines(c1, c2)]
-    if (T / "table_c1_split_pid.csv").exists(): out.append(_split_lines(pd.read_csv(T / "table_c1_split_pid.csv")))
-    out += [_c3_line(c3, mean, trained), _c4_line(pd.read_csv(T / "table_c4_spearman.csv")), _diagnostic_lines(c4)]
+    split = pd.read_csv(T / "table_c1_split_pid.csv") if (T / "table_c1_split_pid.csv").exists() else None
+    if split is not None: out.append(_split_lines(split))
+    out += [_multiplicity_line(c1, c2, split), _c3_line(c3, mean, trained), _c4_line(pd.read_csv(T / "table_c4_spearman.csv")),
+            _diagnostic_lines(c4)]
     return "\n".join(out)
 
 def comparison_lines(table: str | Path) -> str:
