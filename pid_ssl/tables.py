@@ -314,7 +314,7 @@ def verdict(delta: float,  # mean paired difference, points
     "'higher' / 'lower' when the paired t-test gives p < 0.05, else 'no significant difference'; with Δ and p."
     if p != p: return f"Δ = {delta:+.2f}, no test"
     word = ("higher" if delta > 0 else "lower") if p < 0.05 else "no significant difference"
-    return f"{word} (Δ = {delta:+.2f} points, p = {p:.3f})"
+    return f"{word} (Δ = {delta:+.2f} points, p {_pstr(p)})"
 
 def run_summary(root: str | Path,  # the checkout (holding results/runs/<config>/)
                 config: str,  # the config name
