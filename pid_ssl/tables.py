@@ -6,8 +6,8 @@
 __all__ = ['METRIC_LABELS', 'REFERENCE', 'SPLIT_PAIRS', 'DOWNSTREAM', 'C4_METRICS', 'C4_LABELS', 'BAR', 'render_markdown_table',
            'render_latex_table', 'write_table', 'fmt_pm', 'fmt_p', 'is_reference', 'test_se', 'compare',
            'format_comparison', 'table_c1', 'pairwise', 'table_c2', 'table_c1_split', 'downstream_metrics', 'table_c3',
-           'table_reference', 'table_c4', 'save_figure', 'verdict', 'run_summary', 'claim_lines', 'comparison_lines',
-           'trained_vs_random', 'pilot_lines']
+           'table_reference', 'table_c4', 'save_figure', 'setting_palette', 'verdict', 'run_summary', 'claim_lines',
+           'comparison_lines', 'trained_vs_random', 'pilot_lines']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 from pathlib import Path
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_write_text, read_json
-from .methods import family, variant
+from .methods import METHOD_KINDS, family, split_method, variant
 from .results import load_runs, summarise, paired_test
 
 # %% ../nbs/12_tables.ipynb #16c9affd
@@ -301,6 +301,12 @@ def save_figure(fig,  # a matplotlib figure
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     return paths
 
+# %% ../nbs/12_tables.ipynb #aaf808c4
+def setting_palette(order: list) -> dict:
+    "One colour per setting, the same in every figure: seaborn's default cycle up to ten settings, tab20 beyond (no repeats)."
+    import seaborn as sns
+    return dict(zip(order, sns.color_palette("tab20" if len(order) > 10 else None, n_colors=len(order))))
+
 # %% ../nbs/12_tables.ipynb #e6815fb6
 def _label(m: str) -> str: return METRIC_LABELS.get(m, m).replace(" (%)", "")
 
@@ -348,7 +354,7 @@ def _reference_lines(ref: pd.DataFrame | None,  # numbers of `table_trained_vs_r
         lines.append(f"  - {_label(m)}: random init {fmt_pm(r['mean'], r['std'])} (n = {int(r.n)}, test SE {_se(r.se_test)}); "
                      f"trained settings {g['mean'].min():.2f} – {g['mean'].max():.2f} (test SE {_se(g.se_test.mean())}), "
                      f"gap {g.delta.min():+.2f} to {g.delta.max():+.2f} points; {up} of {len(g)} trained settings higher and "
-                     f"{down} lower at p < 0.05 (paired t-test, n = {int(g.n_paired.min())} seeds; largest p {_pstr(g.p_t.max())[2:]}).")
+                     f"{down} lower at p < 0.05 (paired t-test, n = {int(g.n_paired.min())} seeds; largest p {fmt_p(g.p_t.max())}).")
     return "\n".join(lines), mean, trained
 
 def _held(df: pd.DataFrame) -> pd.DataFrame:
@@ -401,7 +407,7 @@ def _diagnostic_lines(c4: pd.DataFrame) -> str:
     "Did the PID term move the PID of the views? Per family: Red / Syn of the views, label Red − Syn, the term's size."
     v, diag = c4.pivot_table(index="setting", columns="metric", values="mean", sort=False), []
     for fam in ("bt", "vicreg"):
-        rows = [s for s in (fam, *(f"{fam}_{x}" for x in ("recal", "pid", "pid_base", "pid_red", "pid_syn", "staged"))) if s in v.index]
+        rows = [s for s in (f"{fam}_{k}" if k else fam for k in METHOD_KINDS) if s in v.index]
         if len(rows) < 2 or "final_redundancy" not in v: continue
         diag.append(f"  - {fam} family, PID of the training views at the last epoch (Red / Syn, nats): " + "; ".join(
             f"{s} {v.loc[s, 'final_redundancy']:.3f} / {v.loc[s, 'final_synergy']:.3f}" for s in rows) +
@@ -412,7 +418,7 @@ def _diagnostic_lines(c4: pd.DataFrame) -> str:
                         "(and its gradient on the embeddings over the base loss's): " + "; ".join(
                 f"{s} {v.loc[s, 'final_pid_term']:+.4f} vs {v.loc[s, 'final_base_loss']:.3f} "
                 f"({100 * abs(v.loc[s, 'final_pid_term']) / abs(v.loc[s, 'final_base_loss']):.2f} %{share(s)})"
-                for s in rows if s.endswith(("_pid", "_pid_base", "_pid_red", "_pid_syn", "_staged"))) + ".")
+                for s in rows if any(METHOD_KINDS[split_method(s)[1]]["terms"])) + ".")  # the arms that train with a PID term
     return "- **PID diagnostics** (`table_c4_pid`):\n" + "\n".join(diag)
 
 # %% ../nbs/12_tables.ipynb #c99bb281
