@@ -432,7 +432,7 @@ def _dit_pid(counts: np.ndarray) -> dict:
     idx = np.nonzero(counts)
     d = dit.Distribution([tuple(int(v) for v in o) for o in zip(*idx)], counts[idx] / counts.sum())
     out, nats = {}, math.log(2)
-    for name, P, kw in (("broja", PID_BROJA, dict(rng=np.random.default_rng(0))), ("ccs", PID_CCS, {})):  # BROJA's restarts: seeded
+    for name, P, kw in (("broja", PID_BROJA, dict(method="cone")), ("ccs", PID_CCS, {})):  # BROJA as a convex cone program (ECOS)
         p = P(d, [[0], [1]], [2], **kw)
         for key, atom in (("redundancy", ((0,), (1,))), ("unique1", ((0,),)), ("unique2", ((1,),)), ("synergy", ((0, 1),))):
             out[f"{name}_{key}"] = float(p.get_pi(atom)) * nats
