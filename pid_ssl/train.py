@@ -464,10 +464,13 @@ def _transfer(c: RunConfig, bb: nn.Module, dev) -> dict:
     if c.n_test: txt, tyt = txt[:c.n_test], tyt[:c.n_test]
     return transfer_probe(bb, (tx, ty, txt, tyt, tmeta), device=dev, epochs=c.linear_epochs or 100)
 
+# %% ../nbs/09_train.ipynb #41063433
+from .commands import train_parser
+
 # %% ../nbs/09_train.ipynb #1ed3d697
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of `pid_ssl_train`: 0 when the run finished, 2 (one line on stderr) on a user error."
-    ns = add_debug_flag(config_parser("pid_ssl_train", fit.__doc__)).parse_args(argv)
+    "`pid_ssl_train` (also `python -m pid_ssl.train`, `torchrun -m pid_ssl.train`): 0 when the run finished, 2 on a user error."
+    ns = train_parser().parse_args(argv)
     def run():
         cfg = config_from_args(ns)
         if ns.print_config: print(json.dumps(dataclasses.asdict(cfg), indent=2)); return
@@ -477,4 +480,4 @@ def main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/09_train.ipynb #d83e6788
 #| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())
