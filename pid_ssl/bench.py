@@ -9,6 +9,7 @@ __all__ = ['PEAK_BF16_TFLOPS', 'bf16_probe', 'FitStep', 'fresh_state', 'ours_bat
            'plot_benchmark', 'print_report', 'write_results', 'main']
 
 # %% ../nbs/13_bench.ipynb #b75df11c
+import copy
 import dataclasses
 import json
 import os
