@@ -274,6 +274,8 @@ def results_table(res: dict):
                  max=round(r["max"], 2), iqr=round(r["q3"] - r["q1"], 2)) for r in res["results"]]
     return pd.DataFrame(rows).rename(columns={"median": "pairs/s (median)"})
 
+def _threads(res): return f"{res['threads']} thread{'' if res['threads'] == 1 else 's'}"
+
 def _label(r):
     if r["pipeline"] == "ours": return "pid_ssl" + (" compiled" if r["compile"] else "")
     return f"usual ({r['workers']} worker{'' if r['workers'] == 1 else 's'})"
@@ -291,7 +293,7 @@ def plot_benchmark(res: dict,  # benchmark() output
     hw, c, loads = res["hardware"], res["config"], [x for x in res["load_per_round"] if x is not None]
     load = f", load {min(loads):.1f}-{max(loads):.1f}" if loads else ""
     ax.set(xlabel="", ylabel="image pairs / s (bars: median, dots: repeats)",
-           title=f"{hw['device_name']} ({res['threads']} threads{load})\n{c['method']}, {c['arch']}, batch {c['batch_size']}, "
+           title=f"{hw['device_name']} ({_threads(res)}{load})\n{c['method']}, {c['arch']}, batch {c['batch_size']}, "
                  f"{c['image_size']} px, {res['results'][0]['precision']}")
     ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=120)
@@ -301,7 +303,7 @@ def plot_benchmark(res: dict,  # benchmark() output
 def print_report(res: dict):
     "The table, the ratio, the mean terms and the breakdown, as text."
     hw, c = res["hardware"], res["config"]
-    print(f"\n{hw['device_name']} | torch {hw.get('torch') or hw['packages']['torch']} | {res['threads']} threads | load at start "
+    print(f"\n{hw['device_name']} | torch {hw.get('torch') or hw['packages']['torch']} | {_threads(res)} | load at start "
           f"{hw['load_avg']}, per round {res['load_per_round']} | {c['method']}, {c['arch']}, batch {c['batch_size']}, "
           f"{c['image_size']} px, {c['dataset']}, projector {c['projector']}")
     print(results_table(res).to_string(index=False))

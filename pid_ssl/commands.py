@@ -6,7 +6,7 @@
 __all__ = ['TRAIN_DESCRIPTION', 'TRAIN_EXAMPLES', 'BENCH_RUN_FIELDS', 'BENCH_DESCRIPTION', 'BENCH_EXAMPLES', 'train_parser',
            'train_main', 'BenchOptions', 'bench_parser', 'bench_args', 'bench_main']
 
-# %% ../nbs/02a_commands.ipynb #a5719f3e
+# %% ../nbs/02a_commands.ipynb #c81ec3ae
 import argparse
 import dataclasses
 import importlib
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .cli import run_command
 from .config import RunConfig, opt, config_parser, config_from_args, add_field_options
 
-# %% ../nbs/02a_commands.ipynb #1cd5df75
+# %% ../nbs/02a_commands.ipynb #e3a3917d
 def _parse_then_run(parser: argparse.ArgumentParser,  # the command's torch-free parser
                     check,  # check(namespace): raises a user error (ValueError) for what cannot run
                     module: str,  # the module whose main(argv) runs the command
@@ -27,7 +27,7 @@ def _parse_then_run(parser: argparse.ArgumentParser,  # the command's torch-free
     if code := run_command(parser.prog, _check, ns.debug): return code
     return importlib.import_module(module).main(argv)
 
-# %% ../nbs/02a_commands.ipynb #68321cd9
+# %% ../nbs/02a_commands.ipynb #5cdc8c42
 TRAIN_DESCRIPTION = """Pretrain one run and evaluate it. The run is a RunConfig: the options below, over a config's
 setting with --config and --setting. Its folder (--out-dir) gets params.json, env.json, history.jsonl,
 checkpoints and metrics.json; the same command started again resumes it."""
@@ -43,7 +43,7 @@ def train_main(argv: list[str] | None = None) -> int:
     "The `pid_ssl_train` console script: parsed and checked here, run by `pid_ssl.train.main`."
     return _parse_then_run(train_parser(), config_from_args, "pid_ssl.train", argv)
 
-# %% ../nbs/02a_commands.ipynb #2907585f
+# %% ../nbs/02a_commands.ipynb #4dad96ca
 BENCH_RUN_FIELDS = ("dataset", "root", "n_train", "image_size", "load_size", "crop_scale",  # the data and its views
                     "arch", "backbone_kwargs", "small_stem", "stem_padding", "projector",  # the network
                     "method", "batch_size", "optimizer", "pid_target", "pid_proj_dim", "pid_per_dim", "pid_log_every",
@@ -73,12 +73,12 @@ class BenchOptions:
         if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in self.workers):
             raise ValueError(f"workers must be non-negative integers (e.g. --workers 0,2), got {list(self.workers)}.")
 
-# %% ../nbs/02a_commands.ipynb #e98bdbfe
+# %% ../nbs/02a_commands.ipynb #edf756a1
 BENCH_DESCRIPTION = """Time the pretraining step fit runs (both views and the target view forward, the method's loss
 with its PID term, the online probe, the optimiser steps), fed by pid_ssl's batched augmentation on the device
 (ours) and by torchvision per-image transforms in DataLoader workers (usual), interleaved in one process:
 pairs/s, their ratio, FLOPs, the loss terms and the hardware."""
-BENCH_EXAMPLES = ["pid_ssl_bench --device cpu --batch-size 32 --pid-proj-dim 4 --steps 1 --repeats 5 --warmup 1 --workers 0,1,2 --out-dir results/bench/cpu",
+BENCH_EXAMPLES = ["pid_ssl_bench --device cpu --batch-size 32 --pid-proj-dim 4 --steps 2 --repeats 10 --warmup 3 --workers 0,1,2 --threads 1 --out-dir results/bench/cpu",
                   "pid_ssl_bench --method bt_pid --batch-size 512 --compile --pipelines ours",
                   "pid_ssl_bench --config cpu --setting vicreg_pid --device cpu --workers 0 --steps 2"]
 
