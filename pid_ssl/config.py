@@ -6,7 +6,8 @@
 __all__ = ['DATASETS', 'GROUPS', 'FIELDS', 'RUN_IDENTITY_SKIP', 'SECTIONS', 'opt', 'DataConfig', 'NetworkConfig', 'MethodConfig',
            'OptimConfig', 'PIDConfig', 'EvalConfig', 'SystemConfig', 'RunConfig', 'ConfigError', 'suggest',
            'check_value', 'check_fields', 'identity_diff', 'Config', 'load_config', 'repo_dir', 'find_config',
-           'check_seeds', 'check_config', 'setting_names', 'resolve_run', 'config_parser', 'config_from_args']
+           'check_seeds', 'check_config', 'setting_names', 'resolve_run', 'add_field_options', 'add_run_options',
+           'config_parser', 'config_from_args']
 
 # %% ../nbs/02_config.ipynb #888e2c6d
 import argparse
@@ -414,23 +415,57 @@ def resolve_run(config: str | Path | Config,  # a config name in configs/, a YAM
     if errs := check_fields(overrides or {}, "overrides")[1]: raise ConfigError("; ".join(errs))
     return RunConfig.make({**run, **(overrides or {})}, where=f"{cfg.origin('settings', setting)}, settings.{setting}")
 
+# %% ../nbs/02_config.ipynb #0713f0c2
+from .cli import command_parser, list_action
+
 # %% ../nbs/02_config.ipynb #3f022cf4
+def _option_type(f) -> tuple[type, bool]:
+    "The type of one value of field `f`'s option, and whether the option takes a list (a tuple field)."
+    if typing.get_origin(f.type) is tuple: return typing.get_args(f.type)[0], True
+    return _accepted(f)[0], False
+
+def _shown_default(d) -> str:
+    "' (default: ...)' for --help, or '' where there is nothing to show (None, empty)."
+    if d is None or d == "" or d == (): return ""
+    return f" (default: {' '.join(map(str, d)) if isinstance(d, tuple) else repr(d)})"
+
+def add_field_options(g,  # a parser or one of its argument groups
+                      flds,  # dataclass fields declared with `opt`
+                     ):
+    "One option per field: --a-b (and --a_b), its help and default; a bool as --x / --no-x, a tuple as a list."
+    for f in flds:
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=(f.metadata["help"] + _shown_default(f.default)).replace("%", "%%"))
+        kind, many = _option_type(f)
+        if kind is bool: g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+        elif many: g.add_argument(*flags, nargs="+", action=list_action(kind), metavar=kind.__name__.upper(), **kw)
+        else: g.add_argument(*flags, type=kind, metavar=kind.__name__.upper(), **kw)
+    return g
+
+# %% ../nbs/02_config.ipynb #acf2ec34
+def add_run_options(p: argparse.ArgumentParser,  # a command's parser
+                    names=None,  # the RunConfig fields to offer (None: all of them)
+                   ) -> argparse.ArgumentParser:
+    "One option per RunConfig field (or per field in `names`), in the fields' groups."
+    if bad := [n for n in names or () if n not in FIELDS]:
+        raise ValueError("; ".join(f"unknown parameter {n!r}{suggest(n, FIELDS)}" for n in bad))
+    for group, cls in GROUPS.items():
+        fs = [f for f in fields(cls) if names is None or f.name in names]
+        if fs: add_field_options(p.add_argument_group(group), fs)
+    return p
+
 def config_parser(prog: str = "pid_ssl_train",  # the command's name
                   description: str = "",  # what the command does
+                  examples: list[str] = (),  # command lines shown at the end of --help
+                  names=None,  # the RunConfig fields it offers (None: all of them)
                  ) -> argparse.ArgumentParser:
-    "An argparse parser with one option per RunConfig field (grouped), plus --config, --setting and --print-config."
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--config", help="start from a config (a name in configs/ or a YAML path); the options below override it")
-    p.add_argument("--setting", help="the config's setting to run (with --config)")
+    "A command's parser (`command_parser`) with --config, --setting, --print-config and one option per RunConfig field."
+    p = command_parser(prog, description, list(examples))
+    p.usage = f"{prog} [--config NAME --setting S] [options]"
+    p.add_argument("--config", metavar="NAME", help="start from a config (a name in configs/ or a YAML path); the options below override it")
+    p.add_argument("--setting", metavar="S", help="the config's setting to run (with --config)")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
-    for group, cls in GROUPS.items():
-        g = p.add_argument_group(group)
-        for f in fields(cls):
-            flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-            kw = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {f.default!r})".replace("%", "%%"))
-            if bool in _accepted(f): g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
-            else: g.add_argument(*flags, type=_accepted(f)[0], metavar=_type_name(f).upper(), **kw)
-    return p
+    return add_run_options(p, names)
 
 # %% ../nbs/02_config.ipynb #2061e755
 def config_from_args(ns: argparse.Namespace) -> "RunConfig":

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from contextlib import contextmanager
 
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
-from .config import ConfigError, RunConfig, config_parser, config_from_args, identity_diff
-from .cli import UserError, run_command, add_debug_flag
+from .config import ConfigError, RunConfig, config_from_args, identity_diff
+from .cli import UserError, run_command
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
@@ -533,10 +533,13 @@ def reevaluate(run_dir: str | Path,  # a finished run folder (its backbone.safet
         atomic_write_json(out / "metrics.json", m)
     return m
 
+# %% ../nbs/09_train.ipynb #41063433
+from .commands import train_parser
+
 # %% ../nbs/09_train.ipynb #1ed3d697
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of `pid_ssl_train`: 0 when the run finished, 2 (one line on stderr) on a user error."
-    ns = add_debug_flag(config_parser("pid_ssl_train", fit.__doc__)).parse_args(argv)
+    "`pid_ssl_train` (also `python -m pid_ssl.train`, `torchrun -m pid_ssl.train`): 0 when the run finished, 2 on a user error."
+    ns = train_parser().parse_args(argv)
     def run():
         cfg = config_from_args(ns)
         if ns.print_config: print(json.dumps(dataclasses.asdict(cfg), indent=2)); return
@@ -546,4 +549,4 @@ def main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/09_train.ipynb #d83e6788
 #| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())

@@ -4,8 +4,9 @@ Stages (each in its own Python process, so one notebook's global settings never 
   env        versions, GPU, which optional modules import
   notebooks  the code cells of every library notebook that has a `#| cuda` cell, in order, `slow` and
              `eval: false` cells skipped (cuda cells skipped too when --device cpu)
-  bench      pid_ssl_bench at each batch size: eager (fp32 + bf16, both pipelines), then compiled (ours, fastest
-             precision); FLOPs per pair and the fraction of the GPU's dense bf16 peak
+  bench      pid_ssl_bench (fit's step, Barlow Twins with its PID diagnostics) at each batch size: eager (both
+             pipelines), then compiled (ours), at the fastest native precision; FLOPs per pair and the fraction of
+             the GPU's dense bf16 peak
   pretrain   a short real Fashion-MNIST pretrain (python -m pid_ssl.train) to kNN accuracies
 
 --smoke shrinks every stage so that the whole check runs on a CPU in about a minute (used by tests/test_bench.py).
@@ -97,35 +98,35 @@ def stage_notebooks(a, env, out: Path) -> dict:
 
 
 def _bench_runs(a) -> list[tuple[str, list[str]]]:
-    "(name, pid_ssl_bench arguments) of every benchmark run."
+    "(name, pid_ssl_bench arguments) of every benchmark run (the run's precision: 'auto', bf16 on recent GPUs)."
     if a.smoke:
-        return [("smoke", ["--batch-size", "8", "--image-size", "8", "--steps", "1", "--repeats", "2", "--warmup", "1", "--workers", "0,1",
-                           "--projector", "64-64", "--arch", "resnet10t", "--n-images", "64", "--precision", "fp32", "--threads", "1",
-                           "--compile", "--compile-backend", "eager", "--no-breakdown"])]
+        return [("smoke", ["--batch-size", "16", "--image-size", "8", "--steps", "1", "--repeats", "2", "--warmup", "1", "--workers", "0,1",
+                           "--projector", "64-64", "--arch", "resnet10t", "--n-train", "64", "--pid-proj-dim", "4", "--precision", "fp32",
+                           "--threads", "1", "--compile", "--compile-backend", "eager", "--no-breakdown"])]
     runs = []
     for b in a.batch_sizes: runs.append((f"b{b}", ["--batch-size", str(b)]))
-    for b in a.compile_batch_sizes: runs.append((f"b{b}_compiled", ["--batch-size", str(b), "--compile", "--precision", "bf16", "--pipelines", "ours", "--no-breakdown"]))
+    for b in a.compile_batch_sizes: runs.append((f"b{b}_compiled", ["--batch-size", str(b), "--compile", "--pipelines", "ours", "--no-breakdown"]))
     return runs
 
 
 def stage_bench(a, env, out: Path) -> dict:
     res = {}
     for name, args in _bench_runs(a):
-        j = out / f"bench_{name}.json"
-        r = _run([sys.executable, "-m", "pid_ssl.bench", "--device", a.device, *args, "--out", str(j),
-                  "--figure", str(out / f"bench_{name}.png")], out / f"bench_{name}.log", a.stage_timeout, env)
+        j = out / f"bench_{name}" / "bench.json"
+        r = _run([sys.executable, "-m", "pid_ssl.bench", "--device", a.device, *args, "--out-dir", str(out / f"bench_{name}")],
+                 out / f"bench_{name}.log", a.stage_timeout, env)
         if j.exists():
             b = json.loads(j.read_text())
-            r.update(ratios=b["ratios"], flops=b["flops"], peak_bf16_tflops=b["peak_bf16_tflops"], breakdown=b["breakdown"],
-                     device_name=b["hardware"]["device_name"],
-                     rows=[{k: row[k] for k in ("pipeline", "precision", "workers", "compile", "median", "min", "max", "tflops", "peak_bf16_fraction")}
-                           for row in b["results"]])
+            r.update(ratio=b["ratio"], flops=b["flops"], peak_bf16_tflops=b["peak_bf16_tflops"], breakdown=b["breakdown"],
+                     device_name=b["hardware"]["device_name"], method=b["config"]["method"],
+                     rows=[{k: row[k] for k in ("pipeline", "precision", "workers", "compile", "median", "min", "max", "tflops",
+                                                "peak_bf16_fraction", "target_pass_frac")} for row in b["results"]])
         res[name] = r
-    for name, r in res.items():  # compiled runs time ours only: compare with the usual pipeline of the eager run
+    for name, r in res.items():  # compiled runs time ours only: compare with the usual pipeline of the eager run (same precision)
         eager = res.get(name.removesuffix("_compiled"), {}) if name.endswith("_compiled") else {}
-        usual = [x["median"] for x in eager.get("rows", []) if x["pipeline"] == "usual" and x["precision"] == "fp32"]
+        usual = [x["median"] for x in eager.get("rows", []) if x["pipeline"] == "usual"]
         ours = [x["median"] for x in r.get("rows", []) if x["pipeline"] == "ours"]
-        if usual and ours: r["ratio_vs_usual_fp32_of_eager_run"] = max(ours) / max(usual)
+        if usual and ours: r["ratio_vs_usual_of_eager_run"] = max(ours) / max(usual)
     rows = [dict(run=n, **row) for n, r in res.items() for row in r.get("rows", []) if row["pipeline"] == "ours"]
     if rows:
         best = max(rows, key=lambda r: r["median"])

@@ -5,7 +5,6 @@ without torch.compile, a Fashion-MNIST pretrain) shrunk to about a minute; `pid_
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,33 +27,56 @@ def test_gpu_check_smoke(tmp_path):
     assert nb["rc"] == 0 and (nb["run"], nb["skipped"]) == (2, 3)  # plain cells ran; slow, cuda, eval: false skipped
     assert json.loads((tmp_path / "smoke_cells.json").read_text()) == ["plain"]
     b = s["stages"]["bench"]["smoke"]
-    assert b["rc"] == 0 and (tmp_path / "bench_smoke.png").exists()
+    assert b["rc"] == 0 and (tmp_path / "bench_smoke" / "bench.png").exists()
     assert {(r["pipeline"], r["compile"], r["workers"]) for r in b["rows"]} == {("ours", True, None), ("usual", False, 0), ("usual", False, 1)}
-    assert b["ratios"]["default"]["ratio"] > 0 and b["flops"]["train_per_pair"] > 0
+    assert b["ratio"]["ratio"] > 0 and b["flops"]["train_per_pair"] > 0 and all(r["target_pass_frac"] == 1 for r in b["rows"])
     best = s["stages"]["bench"]["best_ours"]
     assert best["pipeline"] == "ours" and best["target_met"] is None
     m = s["stages"]["pretrain"]["metrics"]
     assert s["stages"]["pretrain"]["rc"] == 0 and 0 <= m["knn200_top1"] <= 100 and m["dataset"] == "fashion_mnist"
 
 
+BENCH = [sys.executable, "-c", "import sys; from pid_ssl.commands import bench_main; sys.exit(bench_main())"]  # the console script
+TINY = ["--device", "cpu", "--batch-size", "16", "--image-size", "8", "--projector", "32-32", "--arch", "resnet10t", "--n-train", "64",
+        "--pid-proj-dim", "4", "--precision", "fp32", "--threads", "1"]
+
+
 def test_bench_cli(tmp_path):
-    exe = shutil.which("pid_ssl_bench")
-    cmd = [exe] if exe else [sys.executable, "-m", "pid_ssl.bench"]
-    out, fig = tmp_path / "b.json", tmp_path / "b.png"
-    p = subprocess.run(cmd + ["--device", "cpu", "--batch-size", "4", "--image-size", "8", "--steps", "1", "--repeats", "2",
-                              "--warmup", "1", "--workers", "0,1", "--precision", "fp32", "--projector", "32-32", "--arch",
-                              "resnet10t", "--n-images", "32", "--threads", "1", "--out", str(out), "--figure", str(fig)],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    "pid_ssl_bench times fit's step of a _pid method in both pipelines and writes --out-dir/bench.json and bench.png."
+    out = tmp_path / "out"
+    p = subprocess.run(BENCH + TINY + ["--method", "bt_pid", "--steps", "1", "--repeats", "2", "--warmup", "1", "--workers", "0", "1",
+                                       "--out-dir", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "equal precision fp32" in p.stdout and "pairs/s (median)" in p.stdout
-    r = json.loads(out.read_text())
-    assert fig.exists() and r["hardware"]["cpu_model"] and r["hardware"]["packages"]["torch"]
-    assert {x["pipeline"] for x in r["results"]} == {"ours", "usual"} and all(len(x["pairs_per_s"]) == 2 for x in r["results"])
+    assert "ours / usual" in p.stdout and "pairs/s (median)" in p.stdout and "redundancy" in p.stdout
+    r = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.png").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing else written
+    assert r["hardware"]["cpu_model"] and r["hardware"]["packages"]["torch"] and r["config"]["method"] == "bt_pid"
+    assert [(x["pipeline"], x["workers"]) for x in r["results"]] == [("ours", None), ("usual", 0), ("usual", 1)]
+    assert all(len(x["pairs_per_s"]) == 2 and x["terms"]["pid_grad_share"] > 0 for x in r["results"])
     best_usual = max(x["median"] for x in r["results"] if x["pipeline"] == "usual")
-    ours = next(x["median"] for x in r["results"] if x["pipeline"] == "ours")
-    assert r["ratios"]["default"]["ratio"] == pytest.approx(ours / best_usual)
-    assert r["ratios"]["equal_precision"]["fp32"]["ratio"] == pytest.approx(ours / best_usual)
-    assert r["breakdown"]["model_step_s"] > 0 and r["args"]["threads"] == 1
+    assert r["ratio"]["ratio"] == pytest.approx(r["results"][0]["median"] / best_usual)
+    assert r["breakdown"]["step_s"] > 0 and r["threads"] == 1 and r["options"]["workers"] == [0, 1]
+
+
+def test_bench_writes_nothing_unless_asked(tmp_path):
+    "Without --out-dir the benchmark prints and writes nothing, wherever it runs."
+    p = subprocess.run(BENCH + TINY + ["--pipelines", "ours", "--steps", "1", "--repeats", "1", "--no-breakdown"],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "pairs/s (median)" in p.stdout, p.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_scripts_are_torch_free():
+    "settings.ini's console scripts for the two commands are the torch-free entry points of pid_ssl.commands."
+    import configparser
+    ini = configparser.ConfigParser(); ini.read(REPO / "settings.ini")
+    scripts = dict(s.split("=") for s in ini["DEFAULT"]["console_scripts"].split())
+    assert scripts["pid_ssl_train"] == "pid_ssl.commands:train_main" and scripts["pid_ssl_bench"] == "pid_ssl.commands:bench_main"
+    for cmd in ("train", "bench"):
+        code = (f"import sys; from pid_ssl.commands import {cmd}_main\ntry: {cmd}_main(['--help'])\nexcept SystemExit as e: assert e.code == 0\n"
+                "assert 'torch' not in sys.modules")
+        p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "examples:" in p.stdout and "(default: None)" not in p.stdout, p.stderr
 
 
 def test_nbcells(tmp_path):
@@ -71,11 +93,13 @@ def test_nbcells(tmp_path):
 
 
 def test_bench_user_error(tmp_path):
-    "A bad value is one line on stderr and exit status 2; --debug shows the traceback."
-    p = subprocess.run([sys.executable, "-m", "pid_ssl.bench", "--device", "cpu", "--precision", "fp16", "--figure", ""],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
-    assert (p.returncode, p.stdout) == (2, ""), p.stderr[-3000:]
-    assert p.stderr.startswith("pid_ssl_bench: error: precision 'fp16' is not 'fp32' or 'bf16'") and p.stderr.count("\n") == 1, p.stderr
-    p = subprocess.run([sys.executable, "-m", "pid_ssl.bench", "--device", "cpu", "--precision", "fp16", "--figure", "", "--debug"],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    "A bad value is one line on stderr and exit status 2, with or without torch loaded; --debug shows the traceback."
+    for cmd in (BENCH, [sys.executable, "-m", "pid_ssl.bench"]):
+        p = subprocess.run(cmd + ["--device", "cpu", "--precision", "fp16"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+        assert (p.returncode, p.stdout) == (2, ""), p.stderr[-3000:]
+        assert p.stderr == "pid_ssl_bench: error: precision='fp16' is not one of 'auto', 'bf16', 'fp32'.\n", p.stderr
+    p = subprocess.run(BENCH + ["--device", "cpu", "--precision", "fp16", "--debug"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "Traceback (most recent call last)" in p.stderr and "fp16" in p.stderr
+    p = subprocess.run(BENCH + ["--workers", "0,x"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "argument --workers: 'x' is not a valid int" in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
