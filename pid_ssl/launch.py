@@ -272,6 +272,14 @@ def slurm_executor(folder: Path,  # submitit's folder pattern (…/%j)
     return ex
 
 # %% ../nbs/10a_launch.ipynb #6d0d09a2
+class _SacctOnce(logging.Filter):
+    "Let submitit's warning about `sacct` through once: on a cluster without accounting it repeats it at every look."
+    seen = False
+    def filter(self, record) -> bool:
+        if "sacct" not in record.getMessage(): return True
+        first, _SacctOnce.seen = not _SacctOnce.seen, True
+        return first
+
 def _active(job_ids: list) -> set:
     "Which of these SLURM job ids are still queued or running."
     try: out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60).stdout
@@ -281,6 +289,7 @@ def _active(job_ids: list) -> set:
 def submit(plan: Plan, runs: list, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm") -> dict:
     "Submit `runs` as one job array, reusing the jobs of an earlier launch still queued or running: {run_id: job}."
     submitit, folder = _submitit(), launch_dir(plan, create=True) / "slurm"
+    if not any(isinstance(f, _SacctOnce) for f in logging.getLogger("submitit").filters): logging.getLogger("submitit").addFilter(_SacctOnce())
     record_file = folder / "jobs.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     live = _active([record[r.run_id] for r in runs if r.run_id in record]) if cluster == "slurm" else set()
