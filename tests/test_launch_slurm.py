@@ -4,10 +4,11 @@ script's reason, where it cannot start one, and where submitit is not installed.
 
 Real smoke runs of nbs/experiments/pretrain.ipynb as SLURM jobs: a job array of two runs, one of them killed by
 `scancel` mid-run, which the launcher lists as failed with its log; the same command then resumes it from its
-checkpoint. A job sent SLURM's preemption / time-limit signal mid-run is requeued by submitit and resumes while the
-launcher waits. Every run ends with the numbers of the same run made by the serial runner.
+checkpoint. A launcher stopped mid-run leaves its job running; that job, sent SLURM's preemption / time-limit signal,
+is requeued by submitit and resumes, and the same command started again waits for it rather than submitting twice. Every run ends with the numbers of the same run made by the serial runner.
 """
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -84,20 +85,26 @@ def test_slurm_grid_scancel_requeue_resume(slurm, tmp_path):
         assert run_files(killed / "runs" / "long" / rid) == ref[rid], rid
         assert cell_sources(killed / "runs" / "long" / rid) == cell_sources(serial / "runs" / "long" / rid)
 
-    # 2. SLURM's preemption / time-limit signal (USR2) mid-run: submitit requeues the job, which resumes; the launcher waits
+    # 2. the launcher is stopped (SIGTERM, as Ctrl-C): its job goes on. SLURM's preemption / time-limit signal (USR2) then
+    # reaches the job mid-run: submitit requeues it, and it resumes. The same command, started again, waits for that job
+    # instead of submitting the run again.
     cfg = _config(tmp_path, "settings: {bt_pid: null}\n")
     pre = tmp_path / "preempted"
     p = subprocess.Popen(_launch(cfg, pre), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = _job_when_checkpointed(pre, "bt-s0", p)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and f"the jobs go on: `scancel {job}` stops them" in out, out + err
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     t0 = time.time()
     while _state(job) != "PENDING":  # requeued: SLURM holds it for two minutes before it may start again
-        assert p.poll() is None and time.time() - t0 < 120, (p.communicate(), _state(job))
+        assert time.time() - t0 < 120, _state(job)
         time.sleep(0.2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)  # not two minutes in a test
-    out, err = p.communicate(timeout=600)
-    assert p.returncode == 0 and "1 ran, 0 skipped, 0 failed" in out, out + err
-    assert f"bt-s0: job {job} running" in out and "[1/1] bt-s0 done" in out, out  # (the requeue may fall between two looks)
+    again = subprocess.run(_launch(cfg, pre), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "1 ran, 0 skipped, 0 failed" in again.stdout, again.stdout + again.stderr
+    assert f"bt-s0: job {job} of an earlier launch is still queued or running: waiting for it" in again.stdout
+    assert "submitted" not in again.stdout, again.stdout
     assert "resumed from" in (pre / "runs" / "long" / "bt-s0" / "executed.ipynb").read_text()
     assert run_files(pre / "runs" / "long" / "bt-s0") == ref["bt-s0"]
     job_log = (pre / "launch" / "long" / "slurm" / job / f"{job}_0_log.out").read_text()
