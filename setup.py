@@ -14,7 +14,8 @@ statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Produ
 lic = licenses[cfg["license"]]
 requirements = shlex.split(cfg.get("requirements", ""))
 repro_requirements = shlex.split(cfg.get("repro_requirements", ""))  # the reproduction's notebook stack
-dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements
+slurm_requirements = shlex.split(cfg.get("slurm_requirements", ""))  # pid_ssl_reproduce --launcher slurm
+dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 readme = Path(__file__).with_name("README.md")
 
@@ -41,7 +42,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
-    extras_require={"repro": repro_requirements, "dev": dev_requirements},
+    extras_require={"repro": repro_requirements, "slurm": slurm_requirements, "dev": dev_requirements},
     entry_points={
         "console_scripts": scripts,
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
