@@ -127,7 +127,7 @@ class EvalConfig:
     linear_wds: str = opt("0,1e-5,1e-4,1e-3", "weight decays the linear probes choose from on a held-out 10 % of their training features", check=_numbers(float, low=0))
     semi_fractions: str = opt("", "label fractions for semi-supervised fine-tuning, e.g. '0.01,0.1' (empty: skip)", check=_numbers(float, low=0, high=1, low_open=True, empty=True))
     semi_steps: int = opt(300, "semi-supervised fine-tuning: SGD steps of 128 images (cosine decay), the same for every run and label fraction", low=1)
-    semi_lrs: str = opt("0.003,0.01,0.03", "backbone learning rates fine-tuning chooses from on a held-out 20 % of the labelled subset (head: 10x)", check=_numbers(float, low=0, low_open=True))
+    semi_lrs: str = opt("0.01,0.03,0.1,0.3", "backbone learning rates fine-tuning chooses from on a held-out 20 % of the labelled subset (head: 10x)", check=_numbers(float, low=0, low_open=True))
     transfer: str = opt("", "dataset to evaluate transfer on, read from `root` like the pretraining data (empty: none)", check=_transfer)
 
 @dataclass

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import RunConfig  # the evaluation's defaults: the run configuration's
+
 # %% ../nbs/08_evaluate.ipynb #d58a1e0e
 def _normaliser(mean, std, c, device):
     mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device).flatten() for v in (mean, std))
@@ -258,8 +260,8 @@ def semi_supervised(backbone: nn.Module,  # pretrained backbone (copied, never m
                     mean, std,  # per-channel normalisation
                     num_classes: int,  # classes of the head
                     augment=None,  # (uint8 batch, generator) -> normalised float batch; default flip + normalise
-                    steps: int = 300,  # SGD steps of every fine-tuning (cosine decay to 0)
-                    lrs=(0.003, 0.01, 0.03),  # backbone learning rates to choose from on the held-out part
+                    steps: int = RunConfig.semi_steps,  # SGD steps of every fine-tuning (cosine decay to 0)
+                    lrs=tuple(float(v) for v in RunConfig.semi_lrs.split(",")),  # backbone learning rates to choose from on the held-out part
                     head_lr_mult: float = 10.0,  # the head's learning rate / the backbone's
                     holdout: float = 0.2,  # class-balanced share of the labelled subset held out to choose the learning rate
                     batch_size: int = 128,  # images per step
