@@ -4,25 +4,29 @@
 
 # %% auto #0
 __all__ = ['RUN_PARAMS', 'LAUNCHERS', 'LAUNCH_OPTIONS', 'EXAMPLES', 'notebook_params', 'Run', 'plan_runs', 'run_notebook',
-           'error_line', 'eta', 'Plan', 'prepare', 'describe', 'run_params', 'execute_run', 'execute_runs',
-           'execute_paper', 'reproduce', 'main']
+           'error_line', 'eta', 'Plan', 'prepare', 'check_kernel', 'describe', 'run_params', 'execute_run',
+           'execute_runs', 'execute_paper', 'reevaluate_runs', 'reproduce', 'main']
 
 # %% ../nbs/10_runner.ipynb #0f11062c
 import argparse
+import dataclasses
+import logging
 import os
 import re
 import signal
 import sys
 import threading
 import time
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import run_command, command_parser, list_action
+from .files import read_json
 from .lock import lock_holder, busy_message
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
-                            resolve_run, setting_names, suggest)
+                            resolve_run, setting_names, suggest, identity_diff)
 
 # %% ../nbs/10_runner.ipynb #aaf7ed30
 def notebook_params(nb: str | Path,  # a notebook with a cell tagged `parameters`
@@ -58,10 +62,21 @@ class Run:
     config: RunConfig  # what the run trains and evaluates (resolve_run)
     out_dir: Path  # results/runs/<config>/<run_id>
 
+    def stale_keys(self) -> dict:
+        "{parameter: (recorded, asked)} where a finished folder's configuration differs from this run's (empty: the same)."
+        p = self.out_dir / "params.json"
+        return identity_diff(read_json(p).get("args", {}), self.config) if p.is_file() else {"params.json": ("missing", "needed")}
+
+    @property
+    def state(self) -> str:
+        "'todo' (no metrics.json), 'finished' (with this configuration) or 'stale' (with another one)."
+        if not (self.out_dir / "metrics.json").is_file(): return "todo"
+        return "stale" if self.stale_keys() else "finished"
+
     @property
     def done(self) -> bool:
-        "Finished: its metrics.json exists (fit writes it last)."
-        return (self.out_dir / "metrics.json").is_file()
+        "Finished with the configuration asked for."
+        return self.state == "finished"
 
 def plan_runs(cfg: Config,  # a config that passed `check_config`
               results: str | Path,  # the results folder
@@ -90,6 +105,13 @@ def _kernel_imports_here():
         if old is None: os.environ.pop("PYTHONPATH", None)
         else: os.environ["PYTHONPATH"] = old
 
+def _stream_papermill_log():
+    "papermill reports a notebook's output through its logger at INFO: print that logger's records on stdout (once)."
+    log = logging.getLogger("papermill")
+    if not any(getattr(h, "_pid_ssl", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stdout); h.setFormatter(logging.Formatter("%(message)s")); h._pid_ssl = True
+        log.addHandler(h); log.setLevel(logging.INFO)
+
 def run_notebook(nb: Path,  # the notebook to execute
                  out: Path,  # where the executed copy goes (saved as cells finish: watch it live)
                  params: dict,  # parameters to inject
@@ -99,6 +121,7 @@ def run_notebook(nb: Path,  # the notebook to execute
     "Execute `nb` with `params` injected after its `parameters` cell, keeping the executed copy at `out`."
     import papermill as pm
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if log_output: _stream_papermill_log()
     with _kernel_imports_here():
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, cwd=str(Path(nb).parent),
                             progress_bar=False, log_output=log_output,
@@ -154,18 +177,48 @@ def prepare(config: str | Path,  # config name in configs/ or a YAML path
         valid = f"\nValid parameters: {', '.join(RunConfig.__dataclass_fields__)}" if any("unknown parameter" in e for e in errs) else ""
         raise ConfigError(f"{cfg.chain[0][0]} cannot run as written (nothing was run):\n  - " + "\n  - ".join(errs) + valid)
     results = Path(results).resolve() if results else root / "results"
+    if results.exists() and not results.is_dir(): raise ConfigError(f"--results {results}: a file, not a folder; name a folder (it is created if missing).")
     paper = [(n, nbs / "paper" / f"{n}.ipynb", _paper_out(results, cfg.name, n)) for n in cfg.data.get("paper") or []]
-    return Plan(cfg, path, nb, plan_runs(cfg, results, only, seeds), paper, results)
+    plan = Plan(cfg, path, nb, plan_runs(cfg, results, only, seeds), paper, results)
+    if errs := _backbone_problems(plan):
+        raise ConfigError(f"{cfg.chain[0][0]} cannot run as written (nothing was run):\n  - " + "\n  - ".join(errs))
+    return plan
+
+def _backbone_problems(plan: Plan) -> list[str]:
+    "One line per distinct backbone of the plan's runs that timm does not build (imports torch and timm only if needed)."
+    seen, errs = {}, []
+    for r in plan.runs:
+        c = r.config; key = (c.arch, c.small_stem, c.stem_padding, c.backbone_kwargs)
+        if key in seen: continue
+        from pid_ssl.backbones import check_backbone
+        try: seen[key] = check_backbone(*key)
+        except ValueError as e: seen[key] = None; errs.append(f"{plan.cfg.chain[0][0]}, settings.{r.setting}: arch={c.arch!r}: {e}")
+    return errs
+
+def check_kernel(name: str) -> None:
+    "ConfigError unless `name` is an installed Jupyter kernel."
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try: KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        have = sorted(KernelSpecManager().find_kernel_specs())
+        raise ConfigError(f"--kernel {name}: no such Jupyter kernel{suggest(name, have)}; installed: {', '.join(have) or 'none'} "
+                          f"(install one with `python -m ipykernel install --sys-prefix --name {name}`).") from None
 
 # %% ../nbs/10_runner.ipynb #b0f8c843
+def _differences(diff: dict) -> str:
+    return "; ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in sorted(diff.items()))
+
 def describe(plan: Plan) -> str:
-    "What a plan will do: its settings, each run (to run or to skip), the paper notebooks."
-    cfg, todo = plan.cfg, [r for r in plan.runs if not r.done]
-    lines = [f"{cfg.name}: {len(plan.runs)} runs, {len(todo)} to run, {len(plan.runs) - len(todo)} finished "
-             f"(skipped) -> {plan.results / 'runs' / cfg.name}", f"  notebook {plan.notebook}"]
+    "What a plan will do: its settings, each run (to run, to skip, or stale with what differs), the paper notebooks."
+    cfg, states = plan.cfg, {r.run_id: r.state for r in plan.runs}
+    n = lambda s: sum(v == s for v in states.values())
+    lines = [f"{cfg.name}: {len(plan.runs)} runs, {n('todo')} to run, {n('finished')} finished (skipped)"
+             + (f", {n('stale')} STALE" if n("stale") else "") + f" -> {plan.results / 'runs' / cfg.name}", f"  notebook {plan.notebook}"]
     for s in dict.fromkeys(r.setting for r in plan.runs):
         lines.append(f"  setting {s}: " + (", ".join(f"{k}={v!r}" for k, v in cfg.data["settings"][s].items()) or "(shared params only)"))
-    lines += [f"  {'skip' if r.done else 'run '} {r.run_id}" for r in plan.runs]
+    lines += [f"  {dict(todo='run ', finished='skip', stale='STALE')[states[r.run_id]]} {r.run_id}"
+              + (f" (made with another configuration: {_differences(r.stale_keys())})" if states[r.run_id] == "stale" else "")
+              for r in plan.runs]
     lines += [f"  paper {n} -> {out.parent}" for n, _, out in plan.paper]
     return "\n".join(lines)
 
@@ -205,7 +258,8 @@ def execute_runs(plan: Plan,  # from `prepare`
         status[r.run_id] = execute_run(plan.notebook, run_params(plan, r), kernel_name, log_output)
         wall, todo = time.perf_counter() - t, todo - 1
         if status[r.run_id] == "ok": walls.append(wall)
-        echo(f"[{k}/{len(plan.runs)}] {r.run_id} {'done' if status[r.run_id] == 'ok' else 'FAILED'} in {_hms(wall)} | "
+        label = {"ok": "done", "skipped": "finished by another process", "busy": "left to the process that holds it"}.get(status[r.run_id], "FAILED")
+        echo(f"[{k}/{len(plan.runs)}] {r.run_id} {label} in {_hms(wall)} | "
              f"elapsed {_hms(time.perf_counter() - t0)} | {eta(walls, todo)}")
     return status
 
@@ -236,6 +290,27 @@ def _launcher(plan: Plan, launcher: str, opts: dict):
     return make_launcher(plan, launcher, **{k: v for k, v in opts.items() if v is not None})
 
 # %% ../nbs/10_runner.ipynb #057373cb
+def _set_aside(plan: Plan, r: Run, echo) -> Path:
+    "Move a stale run folder out of the runs the tables read, to results/stale/<config>/<run_id>-<time>/."
+    dest = plan.results / "stale" / plan.cfg.name / f"{r.run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(r.out_dir), str(dest))
+    echo(f"{r.run_id}: made with another configuration ({_differences(r.stale_keys() if r.out_dir.exists() else {})}), "
+         f"moved to {dest}; it runs again")
+    return dest
+
+def reevaluate_runs(plan: Plan, echo=print) -> dict:
+    "Evaluate every finished run of `plan` again from its saved backbone (`pid_ssl.train.reevaluate`): {run_id: status}."
+    from pid_ssl.train import reevaluate
+    status, t0 = {}, time.perf_counter()
+    for k, r in enumerate(plan.runs, 1):
+        if not r.done: status[r.run_id] = "skipped"; continue
+        t = time.perf_counter()
+        try: reevaluate(r.out_dir); status[r.run_id] = "ok"
+        except Exception as e: status[r.run_id] = error_line(e)
+        echo(f"[{k}/{len(plan.runs)}] {r.run_id} {'re-evaluated' if status[r.run_id] == 'ok' else 'FAILED'} in "
+             f"{_hms(time.perf_counter() - t)} | elapsed {_hms(time.perf_counter() - t0)}")
+    return status
+
 def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_cifar10, ...) or a YAML path
               only: list | None = None,  # run only these settings
               seeds: list | None = None,  # override the config's seeds
@@ -248,20 +323,35 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
               echo=print,  # where progress lines go
               launcher: str = "serial",  # 'serial', 'local' (runs at once on this machine) or 'slurm' (a SLURM job each)
               launch: dict | None = None,  # the launcher's options: jobs, cpus_per_run, gpus_per_run, partition, mem_gb, time, sbatch
+              rerun_stale: bool = False,  # move runs made with another configuration aside and run them again
+              reevaluate: bool = False,  # train nothing: evaluate every finished run again from its saved backbone
              ) -> dict:
     "Run a config's (setting × seed) grid, then its paper notebooks; return {'runs': {run_id: status}, 'paper': {...}, 'failed': [...]}."
     plan = prepare(config, results, only, seeds, repo)
-    runner = _launcher(plan, launcher, launch or {})
+    runner = None if reevaluate else _launcher(plan, launcher, launch or {})
     echo(describe(plan) + (f"\n{runner.describe()}" if runner else ""))
-    if dry_run: return dict(plan=plan, runs={r.run_id: "skipped" if r.done else "to run" for r in plan.runs}, paper={}, failed=[])
-    runs = runner.execute(kernel_name, log_output, echo) if runner else execute_runs(plan, kernel_name, log_output, echo)
+    if dry_run: return dict(plan=plan, runs={r.run_id: {"finished": "skipped", "todo": "to run"}.get(r.state, r.state) for r in plan.runs},
+                            paper={}, failed=[])
+    if paper or not reevaluate: check_kernel(kernel_name)
+    stale = [r for r in plan.runs if r.state == "stale"]
+    if rerun_stale and not reevaluate:
+        for r in stale: _set_aside(plan, r, echo)
+        stale = []
+    held = {r.run_id: f"stale: made with another configuration ({_differences(r.stale_keys())}); --rerun-stale runs it again" for r in stale}
+    plan = dataclasses.replace(plan, runs=[r for r in plan.runs if r.run_id not in held])
+    if reevaluate: runs = reevaluate_runs(plan, echo)
+    else: runs = runner.execute(kernel_name, log_output, echo) if runner else execute_runs(plan, kernel_name, log_output, echo)
     finished = any((plan.results / "runs" / plan.cfg.name).glob("*/metrics.json"))
-    papers = execute_paper(plan, kernel_name, log_output, echo) if paper and finished else {}
+    if paper and held: echo(f"paper notebooks not executed: {len(held)} finished run(s) were made with another configuration, and "
+                            "the tables would publish them as this one's")
+    papers = execute_paper(plan, kernel_name, log_output, echo) if paper and finished and not held else {}
+    runs.update(held)
     failed = [f"run {k}: {v}" for k, v in runs.items() if v not in ("ok", "skipped", "busy")] + [f"paper {k}: {v}" for k, v in papers.items() if v != "ok"]
-    echo(f"{sum(v == 'ok' for v in runs.values())} ran, {sum(v == 'skipped' for v in runs.values())} skipped, {len(failed)} failed"
+    echo(f"{sum(v == 'ok' for v in runs.values())} {'re-evaluated' if reevaluate else 'ran'}, {sum(v == 'skipped' for v in runs.values())} skipped, {len(failed)} failed"
          + (f", {busy} in use by another process (left to it)" if (busy := sum(v == "busy" for v in runs.values())) else "")
          + "".join(f"\n  FAILED {f}" for f in failed))
     return dict(plan=plan, runs=runs, paper=papers, failed=failed)
+
 
 # %% ../nbs/10_runner.ipynb #217011f9
 @contextmanager
@@ -274,6 +364,8 @@ def _interrupt_on_sigterm():
     finally: signal.signal(signal.SIGTERM, old)
 
 EXAMPLES = ["pid_ssl_reproduce cpu                                     # every run, one after another, then the tables and figures",
+            "pid_ssl_reproduce cpu --reevaluate                        # no training: every finished run evaluated again from its backbone",
+            "pid_ssl_reproduce demo --results my_results               # train the demo's runs into a folder of your own",
             "pid_ssl_reproduce cpu --only bt,bt_pid --seeds 0 1        # some settings and seeds (commas or spaces)",
             "pid_ssl_reproduce cpu --launcher local --jobs 2           # two runs at once on this machine, cores // 2 threads each",
             "pid_ssl_reproduce paper_cifar10 --launcher local          # one run per GPU of this machine",
@@ -292,6 +384,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action=argparse.BooleanOptionalAction, default=True, help="execute the paper notebooks after the runs")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel to execute the notebooks with (default python3)")
     p.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=False, help="stream the notebooks' output here (serial)")
+    p.add_argument("--rerun-stale", action=argparse.BooleanOptionalAction, default=False,
+                   help="move finished runs made with another configuration to results/stale/ and run them again (default: refuse them)")
+    p.add_argument("--reevaluate", action=argparse.BooleanOptionalAction, default=False,
+                   help="train nothing: evaluate every finished run again from its saved backbone, then the paper notebooks")
     g = p.add_argument_group("parallel runs", "--launcher local runs several runs at once on this machine, each its own process\n"
                              "pinned to one GPU (CUDA_VISIBLE_DEVICES) or to a share of the cores (OMP_NUM_THREADS);\n"
                              "--launcher slurm submits each run as a SLURM job (a job array; needs `pip install submitit`),\n"
@@ -315,7 +411,7 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     launch = dict(jobs=a.jobs, cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run, partition=a.partition, mem_gb=a.mem_gb,
                   time=a.time, sbatch=a.sbatch)
     run = lambda: 1 if reproduce(a.config, a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output,
-                                 launcher=a.launcher, launch=launch)["failed"] else 0
+                                 launcher=a.launcher, launch=launch, rerun_stale=a.rerun_stale, reevaluate=a.reevaluate)["failed"] else 0
     with _interrupt_on_sigterm():
         try: return run_command("pid_ssl_reproduce", run, a.debug)
         except KeyboardInterrupt:

@@ -55,7 +55,7 @@ def test_smoke_end_to_end(tmp_path, capfd):
     assert set(runs.method) == {"bt", "bt_pid"} and set(runs.seed) == {0, 1}
     for rid in SMOKE_RUNS:
         d = results / "runs" / "smoke" / rid
-        for f in ("params.json", "env.json", "history.jsonl", "metrics.json", "executed.ipynb"):
+        for f in ("params.json", "env.json", "history.jsonl", "metrics.json", "executed.ipynb", "backbone.safetensors"):
             assert (d / f).is_file(), (rid, f)
     # the config's values reached fit: params.json records them
     args = json.loads((results / "runs" / "smoke" / "bt_pid-s1" / "params.json").read_text())["args"]
@@ -86,6 +86,17 @@ def test_smoke_end_to_end(tmp_path, capfd):
     assert "0 ran, 4 skipped, 0 failed" in out and "running" not in out
     assert metrics.stat().st_mtime_ns == before
     assert {p.name: p.read_bytes() for p in outputs} == first
+
+    # --reevaluate trains nothing and recomputes every run's metrics from its saved backbone: the same numbers
+    from pid_ssl.train import TIMING_KEYS
+    untimed = lambda rid: {k: v for k, v in json.loads((results / "runs" / "smoke" / rid / "metrics.json").read_text()).items() if k not in TIMING_KEYS}
+    written = {rid: untimed(rid) for rid in SMOKE_RUNS}
+    ckpt = (results / "runs" / "smoke" / "bt-s0" / "checkpoint.pt").stat().st_mtime_ns
+    assert main(["smoke", "--results", str(results), "--reevaluate", "--no-paper"]) == 0
+    out = capfd.readouterr().out
+    assert "4 re-evaluated, 0 skipped, 0 failed" in out and "running" not in out, out
+    assert {rid: untimed(rid) for rid in SMOKE_RUNS} == written
+    assert (results / "runs" / "smoke" / "bt-s0" / "checkpoint.pt").stat().st_mtime_ns == ckpt  # nothing trained
 
     # against finished runs a dry run says what it would skip; --only and --seeds select
     assert main(["smoke", "--dry-run", "--results", str(results), "--only", "bt_pid", "--seeds", "1", "5"]) == 0
@@ -123,6 +134,36 @@ def test_mistyped_value_refused(tmp_path, capsys):
     assert f"{cfg}, params: epochs = 'ten' is a str; epochs is `int`" in err
     assert "small_stem = 1 is a int; small_stem is `bool`" in err
     assert "lr =" not in err  # 1e-1 reads as a float: accepted
+    assert not (tmp_path / "results").exists()
+
+
+BAD_VALUES = {  # one bad value of each kind: (the setting's parameters, what the refusal says)
+    "choice": ("method: bt_pdi", "method = 'bt_pdi' is not one of"),
+    "precision": ("precision: fp16", "precision = 'fp16' is not one of 'auto', 'bf16', 'fp32'"),
+    "list of numbers": ("semi_fractions: 'O.01'", "semi_fractions = 'O.01' must be comma-separated floats"),
+    "list of ints": ("knn_k: x", "knn_k = 'x' must be comma-separated ints"),
+    "list range": ("knn_k: '0'", "knn_k = '0' values must be >= 1"),
+    "transfer dataset": ("transfer: nope", "transfer = 'nope' must be empty or one of"),
+    "negative count": ("n_test: -5", "n_test = -5 must be >= 0"),
+    "fraction": ("ema_momentum: 2.0", "ema_momentum = 2.0 must be <= 1"),
+    "image size": ("image_size: 1", "image_size = 1 must be >= 8"),
+    "JSON": ("backbone_kwargs: '{channels: 1}'", "backbone_kwargs = '{channels: 1}' must be a JSON object"),
+    "timm keyword": ("backbone_kwargs: '{\"chanels\": [8, 16, 32, 64]}'", "unexpected keyword argument 'chanels'"),
+    "architecture": ("arch: resnet1800", "Unknown timm architecture 'resnet1800'"),
+    "weight of a missing term": ("beta: 0.1", "'bt' trains without the redundancy term"),
+    "combination": ("pid_proj_dim: 32", "pid_proj_dim=32 is too large for batch_size=64"),
+    "stage fraction": ("stage1_frac: 1.5", "stage1_frac = 1.5 must be <= 1"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_VALUES))
+def test_bad_value_of_each_kind_refused_before_anything_runs(kind, tmp_path, capsys):
+    "Every value the training or evaluation would refuse is refused by --dry-run: exit 2, the file, the setting, the key."
+    values, says = BAD_VALUES[kind]
+    cfg = _config(tmp_path, f"settings:\n  bt: {{method: bt, {values}}}\n  bt_pid: null\n")
+    assert main([str(cfg), "--dry-run", "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pid_ssl_reproduce: error: ") and says in err and f"{cfg}, settings.bt" in err, err
     assert not (tmp_path / "results").exists()
 
 
