@@ -33,7 +33,7 @@ from .cli import UserError, run_command
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
-from .backbones import build_net, SSLNet, param_groups, make_optimizer, lr_at
+from .backbones import build_net, SSLNet, check_backbone, param_groups, make_optimizer, lr_at
 from .rundir import CKPT, PREV, save_checkpoint, load_checkpoint, save_backbone
 from .losses import NonFiniteError
 from .pid import pid_objective, pid_penalty, method_schedule
@@ -115,7 +115,7 @@ class RunData:
         x, y, meta = load_dataset(c.dataset, root=c.root, train=True, split="unlabeled" if stl else None, image_size=size, seed=c.seed)
         xl, yl = load_dataset(c.dataset, root=c.root, split="train", image_size=size, seed=c.seed)[:2] if stl else (x, y)
         if c.n_train > len(x):
-            raise ValueError(f"n_train={c.n_train} is more than the {len(x)} training images of {c.dataset!r}: pass n_train <= "
+            raise ConfigError(f"n_train={c.n_train} is more than the {len(x)} training images of {c.dataset!r}: pass n_train <= "
                              f"{len(x)}, or n_train=0 for all of them.")
         sseed = c.seed if c.subset_seed < 0 else c.subset_seed
         if c.n_train and c.n_train < len(x):
@@ -349,7 +349,9 @@ def evaluate_frozen(c: RunConfig,  # the run's configuration: knn_k, linear prob
     "(metrics, evaluated network, train features, test features): the one frozen-feature evaluation of every run."
     (xl, yl), (xt, yt) = labelled, (test[0], torch.as_tensor(test[1]).long())
     amp, yl = resolve_precision(device, c.precision) == "bf16", torch.as_tensor(yl).long().cpu()
-    bb = copy.deepcopy(backbone).to(device)
+    # the run's memory format, whatever the network arrives in (a loaded backbone is contiguous): convolutions then sum
+    # in the same order as in training, so that evaluating a saved backbone again gives exactly the same numbers
+    bb = copy.deepcopy(backbone).to(device, memory_format=torch.channels_last if c.channels_last else torch.contiguous_format)
     recalibrate_bn_on_images(bb, xl, meta["mean"], meta["std"], c.image_size, device=device)
     f, ft = (extract_features(bb, x, meta["mean"], meta["std"], device=device, size=c.image_size, amp=amp) for x in (xl, xt))
     res = knn_classify(f, yl, ft, yt, ks=tuple(int(k) for k in c.knn_k.split(",") if k.strip()), T=0.1,
@@ -368,6 +370,8 @@ def _probe_kw(c: RunConfig, device) -> dict:
 # %% ../nbs/09_train.ipynb #37cdf747
 def _start(c: RunConfig, out: Path) -> tuple:
     "Checks, the process group, the seed and the data: (rank, world, device, data)."
+    try: check_backbone(c.arch, c.small_stem, c.stem_padding, c.backbone_kwargs)  # before any data is read
+    except ValueError as e: raise ConfigError(f"arch={c.arch!r}: {e}") from None
     rank, world, dev = _dist_setup(get_device(c.device))
     if c.batch_size % world: raise ConfigError(f"batch_size={c.batch_size} must be divisible by the {world} processes.")
     if rank == 0: _check_run_dir(out, c)
