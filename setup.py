@@ -3,6 +3,7 @@ from configparser import ConfigParser
 from pathlib import Path
 import re
 import shlex
+import shutil
 
 import setuptools
 from setuptools.command.build_py import build_py
@@ -32,8 +33,10 @@ class build_py_with_repro_files(build_py):
     def run(self):
         super().run()
         if getattr(self, "editable_mode", False): return  # an editable install reads them from the checkout
+        root = Path(self.build_lib, cfg["lib_path"], "_repro")
+        shutil.rmtree(root, ignore_errors=True)  # no stale copies from an earlier build in the same build folder
         for dest, pattern in REPRO_FILES.items():
-            out = Path(self.build_lib, cfg["lib_path"], "_repro", dest)
+            out = root / dest
             self.mkpath(str(out))
             for f in sorted(here.glob(pattern)): self.copy_file(str(f), str(out / f.name))
 
