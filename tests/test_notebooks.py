@@ -37,7 +37,7 @@ def test_notebook(nb):
     notebook = nbformat.read(nb, as_version=4)
     before = _results_status()
     client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=notebook.metadata["kernelspec"]["name"],
-                            resources={"metadata": {"path": str(NBS)}})
+                            resources={"metadata": {"path": str(NBS)}}, shutdown_kernel="immediate")  # no wait for its exit
     client.execute(env=_kernel_env())  # a failing cell raises CellExecutionError with its source and traceback
     assert _results_status() == before, f"{nb.name} changed files under results/:\n{_results_status()}"
 

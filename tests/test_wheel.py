@@ -6,6 +6,7 @@ into a fresh virtual environment that reuses this environment's packages, then f
 run `pid_ssl_reproduce demo --dry-run`, one tiny real run with the paper notebooks, and the refusal a slim install
 (no `repro` extra) gives.
 """
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -36,7 +37,8 @@ def test_reproduce_from_installed_wheel(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PID_SSL_REPO")}  # nothing points at the checkout
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", MPLBACKEND="Agg")
     src, wheels, venv, work = _clean_copy(tmp_path / "src"), tmp_path / "wheels", tmp_path / "venv", tmp_path / "work"
-    _sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", ".", "-w", wheels], src, env)
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]  # offline when it can be
+    _sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, ".", "-w", wheels], src, env)
     wheel = next(wheels.glob("pid_ssl-*.whl"))
     _sh([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path, env)
     py = venv / "bin" / "python"
