@@ -42,7 +42,10 @@ def test_notebook(nb):
     assert _results_status() == before, f"{nb.name} changed files under results/:\n{_results_status()}"
 
 
-@pytest.mark.parametrize("nb", sorted(NBS.rglob("*.ipynb")), ids=lambda p: str(p.relative_to(NBS)))
+ALL_NOTEBOOKS = sorted(p for p in NBS.rglob("*.ipynb") if not any(s.startswith((".", "_")) for s in p.relative_to(NBS).parts))
+
+
+@pytest.mark.parametrize("nb", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(NBS)))
 def test_kernelspec(nb):
     "Every notebook names its kernel, so Jupyter does not ask for one and `papermill NB out.ipynb` runs it."
     spec = nbformat.read(nb, as_version=4).metadata.get("kernelspec", {})

@@ -58,8 +58,8 @@ def test_reproduce_from_installed_wheel(tmp_path):
     assert f"notebook {pkg.resolve() / '_repro' / 'nbs' / 'experiments' / 'pretrain.ipynb'}" in out, out
     assert not (work / "results").exists()
 
-    # one tiny real run and the paper notebooks: the packaged smoke config with a 16-image test set (the label PID's
-    # BROJA solver takes minutes on the smoke config's 128)
+    # one tiny real run and the paper notebooks: the packaged smoke config (a base given by absolute path) with a
+    # 16-image test set, to keep the evaluation short
     (work / "tiny.yaml").write_text(f"base: {pkg / '_repro' / 'configs' / 'smoke.yaml'}\nparams: {{n_test: 16}}\n")
     before = sorted(p.relative_to(pkg) for p in pkg.rglob("*") if "__pycache__" not in p.parts)
     out = _sh([venv / "bin" / "pid_ssl_reproduce", "tiny.yaml", "--results", "r", "--only", "bt", "--seeds", "0"], work,
