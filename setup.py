@@ -1,9 +1,12 @@
 """Packaging for pid_ssl: every field comes from settings.ini (nbdev 2 layout)."""
 from configparser import ConfigParser
 from pathlib import Path
+import re
 import shlex
+import shutil
 
 import setuptools
+from setuptools.command.build_py import build_py
 
 cfg = ConfigParser(delimiters=["="])
 cfg.read(Path(__file__).with_name("settings.ini"))
@@ -18,12 +21,39 @@ slurm_requirements = shlex.split(cfg.get("slurm_requirements", ""))  # pid_ssl_r
 dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 readme = Path(__file__).with_name("README.md")
+here = Path(__file__).resolve().parent
+
+# The batch runner's files, shipped in the wheel as package data under pid_ssl/_repro/ with the checkout's layout
+# (pid_ssl.config.repo_dir finds them there); nbs/ and configs/ stay the source, copied when the package is built.
+REPRO_FILES = {"configs": "configs/*.yaml", "nbs/experiments": "nbs/experiments/*.ipynb", "nbs/paper": "nbs/paper/*.ipynb"}
+
+
+class build_py_with_repro_files(build_py):
+    "build_py that also copies REPRO_FILES into the built package (never into the source tree)."
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False): return  # an editable install reads them from the checkout
+        root = Path(self.build_lib, cfg["lib_path"], "_repro")
+        shutil.rmtree(root, ignore_errors=True)  # no stale copies from an earlier build in the same build folder
+        for dest, pattern in REPRO_FILES.items():
+            out = root / dest
+            self.mkpath(str(out))
+            for f in sorted(here.glob(pattern)): self.copy_file(str(f), str(out / f.name))
+
+
+def long_description() -> str:
+    "README.md with its relative links made absolute (raw files on the git host): it is also the package index's page."
+    if not readme.exists(): return cfg["description"]
+    base = f"{cfg['git_url'].rstrip('/')}/raw/{cfg['branch']}/"
+    return re.sub(r"(\]\()(?![a-z][a-z0-9+.-]*:|#|/)", lambda m: m.group(1) + base, readme.read_text(encoding="utf-8"))
+
 
 setuptools.setup(
     name=cfg["lib_name"],
     version=cfg["version"],
     description=cfg["description"],
-    long_description=readme.read_text(encoding="utf-8") if readme.exists() else cfg["description"],
+    long_description=long_description(),
     long_description_content_type="text/markdown",
     author=cfg["author"],
     author_email=cfg["author_email"],
@@ -47,5 +77,6 @@ setuptools.setup(
         "console_scripts": scripts,
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
     },
+    cmdclass={"build_py": build_py_with_repro_files},
     zip_safe=False,
 )

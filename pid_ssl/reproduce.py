@@ -26,7 +26,7 @@ from .cli import run_command, command_parser, list_action
 from .files import read_json
 from .lock import lock_holder, busy_message
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
-                            resolve_run, setting_names, suggest, identity_diff)
+                            resolve_run, setting_names, suggest, identity_diff, default_results, require_repro)
 
 # %% ../nbs/10_runner.ipynb #aaf7ed30
 def notebook_params(nb: str | Path,  # a notebook with a cell tagged `parameters`
@@ -169,14 +169,14 @@ def prepare(config: str | Path,  # config name in configs/ or a YAML path
             repo: str | Path | None = None,  # the checkout (see `repo_dir`)
            ) -> Plan:
     "Load and check a config and plan its runs; raises ConfigError, listing every problem, before anything runs."
-    root = repo_dir(repo); path = find_config(config, root); cfg = load_config(path)
+    require_repro(); root = repo_dir(repo); path = find_config(config, root); cfg = load_config(path)
     nbs = root / "nbs"; nb = nbs / str(cfg.data.get("notebook", "experiments/pretrain.ipynb"))
     errs = check_config(cfg, nbs / "paper")
     errs += [f"{nb}: the experiment notebook must declare `{k}`" for k in RUN_PARAMS if k not in notebook_params(nb)]
     if errs:
         valid = f"\nValid parameters: {', '.join(RunConfig.__dataclass_fields__)}" if any("unknown parameter" in e for e in errs) else ""
         raise ConfigError(f"{cfg.chain[0][0]} cannot run as written (nothing was run):\n  - " + "\n  - ".join(errs) + valid)
-    results = Path(results).resolve() if results else root / "results"
+    results = Path(results).resolve() if results else default_results(root)
     if results.exists() and not results.is_dir(): raise ConfigError(f"--results {results}: a file, not a folder; name a folder (it is created if missing).")
     paper = [(n, nbs / "paper" / f"{n}.ipynb", _paper_out(results, cfg.name, n)) for n in cfg.data.get("paper") or []]
     plan = Plan(cfg, path, nb, plan_runs(cfg, results, only, seeds), paper, results)

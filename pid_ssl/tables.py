@@ -10,12 +10,13 @@ __all__ = ['METRIC_LABELS', 'REFERENCE', 'SPLIT_PAIRS', 'DOWNSTREAM', 'C4_METRIC
            'comparison_lines', 'trained_vs_random', 'pilot_lines']
 
 # %% ../nbs/12_tables.ipynb #7e783694
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .files import atomic_write_text, read_json
+from .files import atomic_write_bytes, atomic_write_text, read_json
 from .methods import METHOD_KINDS, family, split_method, variant
 from .results import load_runs, summarise, paired_test
 
@@ -295,11 +296,12 @@ def save_figure(fig,  # a matplotlib figure
                 dpi: int = 150,  # PNG resolution
                ) -> list[Path]:
     "Save `fig` as `name`.png and `name`.pdf under `out_dir`; return the two paths."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
-    return paths
+    out, done = Path(out_dir), []
+    for fmt, kw in (("png", dict(dpi=dpi, metadata={"Software": None})),
+                    ("pdf", dict(metadata={"CreationDate": None, "Producer": None, "Creator": None}))):
+        buf = io.BytesIO(); fig.savefig(buf, format=fmt, bbox_inches="tight", **kw)
+        done.append(atomic_write_bytes(out / f"{name}.{fmt}", buf.getvalue()))
+    return done
 
 # %% ../nbs/12_tables.ipynb #aaf808c4
 def setting_palette(order: list) -> dict:
