@@ -74,7 +74,7 @@ def example_setting(setting: str) -> tuple:
     m = re.fullmatch(r"(.+_pid)_s(\d[\d.]*)", setting)
     return (m.group(1), float(m.group(2))) if m else (setting, 0.2)
 
-# %% ../nbs/11_results.ipynb #cfb7668e
+# %% ../nbs/11_results.ipynb #ead37afc
 def _example_labels(q: float) -> dict:
     "Label information of the example runs at accuracy q (a fraction): three estimators, consistent BROJA / I_ccs atoms."
     g, v, d = (5 * q, 5 * q - 0.1, 6 * q + 0.5), (1.0, 1.0, 0.5 + 2 * q), (q, q - 0.02, 1.2 * q)
@@ -102,7 +102,7 @@ def _example_run(setting: str, seed: int, epochs: int) -> tuple:
     params = dict(args=dict(method=method, seed=seed, dataset="fashion_mnist", epochs=ep, lr=0.3, beta=beta, gamma=gamma),
                   schedule=dict(base=fam, stage1_frac=k["stage1_frac"], beta=beta, gamma=gamma, steps=[1, 2]), world_size=1)
     grow = lambda e: 1 + 0.2 * (e - 1)  # 0.8, 1, 1.2 over three epochs
-    hist = [dict(epoch=e, loss=10.0 / (e + 1), base_loss=10.0 / (e + 1), redundancy=0.5 - 0.1 * e, synergy=0.1 * e, grad_base_norm=1.0,
+    hist = [dict(epoch=e + 1, loss=10.0 / (e + 1), base_loss=10.0 / (e + 1), redundancy=0.5 - 0.1 * e, synergy=0.1 * e, grad_base_norm=1.0,
                  grad_red_norm=1 / (rr * (1 + 0.1 * (e - 1))), grad_syn_norm=1 / (rs * (1 + 0.1 * (e - 1))),
                  red_grad_share=s * grow(e) * k["terms"][0], syn_grad_share=s * grow(e) * k["terms"][1]) for e in range(ep)]
     if ep > 1: hist[ep // 2].update(knn200_top1=acc - 7, **{c: 0.9 * x for c, x in _example_labels(acc / 100).items()})  # mid-training evaluation
@@ -162,7 +162,7 @@ def summarise(df: pd.DataFrame,  # runs (`load_runs`), one dataset
                      "baseline": "" if s == baseline else (baseline or ""), **vs})
     return pd.DataFrame(rows).set_index(by)
 
-# %% ../nbs/11_results.ipynb #eb060a98
+# %% ../nbs/11_results.ipynb #380f3a33
 def holm(p) -> np.ndarray:
     "Holm-adjusted p-values of one family of tests (array-like); NaN entries are not tests: they stay NaN and do not count."
     from statsmodels.stats.multitest import multipletests
@@ -181,7 +181,18 @@ def add_holm(df: pd.DataFrame,  # a table of tests
     for ix in groups: adj[ix] = holm(df.loc[ix, p])
     return df.assign(p_holm=adj.to_numpy())
 
-# %% ../nbs/11_results.ipynb #9ede2c01
+# %% ../nbs/11_results.ipynb #7e9ef7bd
+def _spearman_exact_p(x: np.ndarray, y: np.ndarray) -> float:
+    "Exact two-sided permutation p of Spearman's ρ (twice the smaller tail, at most 1): ρ of every ordering of y's ranks."
+    from itertools import permutations
+    from scipy.stats import rankdata
+    rx, ry = rankdata(x), rankdata(y)
+    rx = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean())
+    perms = np.array(list(permutations(ry))); perms = perms - perms.mean(1, keepdims=True)
+    rho = perms @ rx / np.linalg.norm(perms, axis=1)
+    obs, tol = float(np.corrcoef(rx, ry)[0, 1]), 1e-12
+    return float(min(1.0, 2 * min((rho >= obs - tol).mean(), (rho <= obs + tol).mean())))
+
 def spearman_test(x, y,  # paired values, one per setting
                   exact_up_to: int = 8,  # exact permutation p up to this n
                  ) -> dict:
@@ -189,11 +200,8 @@ def spearman_test(x, y,  # paired values, one per setting
     from scipy import stats
     j = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float)}).dropna(); n = len(j)
     if n < 3 or j.x.nunique() < 2 or j.y.nunique() < 2: return dict(n=n, rho=np.nan, p=np.nan)
-    rho = float(stats.spearmanr(j.x, j.y).statistic)
-    if n > exact_up_to: return dict(n=n, rho=rho, p=float(stats.spearmanr(j.x, j.y).pvalue))
-    r = stats.permutation_test((j.x.to_numpy(),), lambda a: stats.spearmanr(a, j.y).statistic, permutation_type="pairings",
-                               n_resamples=np.inf, alternative="two-sided")
-    return dict(n=n, rho=rho, p=float(min(1.0, r.pvalue)))
+    r = stats.spearmanr(j.x, j.y)
+    return dict(n=n, rho=float(r.statistic), p=_spearman_exact_p(j.x.to_numpy(), j.y.to_numpy()) if n <= exact_up_to else float(r.pvalue))
 
 def kendall_test(x, y) -> dict:
     "Kendall's τ over paired values (NaN pairs dropped): n, tau, p (scipy's exact p for small n without ties); NaN below 3 pairs."

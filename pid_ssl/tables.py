@@ -80,7 +80,7 @@ def write_table(shown: pd.DataFrame,  # the display table (formatted text cells)
     texts = {"csv": csv, "md": md, "tex": render_latex_table(shown, caption, f"tab:{name}")}
     return [atomic_write_text(out / f"{name}.{ext}", text) for ext, text in texts.items()]
 
-# %% ../nbs/12_tables.ipynb #adaec0e5
+# %% ../nbs/12_tables.ipynb #8f179b37
 def publish_table(shown: pd.DataFrame,  # the display table (empty: nothing to publish)
                   out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                   name: str,  # file stem
@@ -274,7 +274,7 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #b9eaee84
+# %% ../nbs/12_tables.ipynb #b8ab210d
 def table_c3_ranking(num: pd.DataFrame,  # numbers of `table_c3`
                     ) -> tuple:
     "C3's ranking (display, numbers): Kendall's τ between each accuracy's and the linear probe's ranking of the trained settings, per family and pooled."
@@ -333,7 +333,7 @@ def label_estimators_in(df: pd.DataFrame) -> list:
     "The estimators of LABEL_ESTIMATORS with values in `df` (after `label_estimates`), in that order."
     return [e for e in LABEL_ESTIMATORS if f"c4_{e}_rms" in df and df[f"c4_{e}_rms"].notna().any()]
 
-# %% ../nbs/12_tables.ipynb #0b4d49cd
+# %% ../nbs/12_tables.ipynb #b42cdc78
 def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 3,  # decimals
             ) -> tuple:
@@ -364,7 +364,7 @@ def table_c4_estimators(df: pd.DataFrame,  # runs (`load_runs`)
                      "runs above H(Y)": f"{int((j.iloc[:, 0] > j.label_entropy).sum())} of {len(j)}"})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12_tables.ipynb #caaac238
+# %% ../nbs/12_tables.ipynb #3cd0daea
 def c4_reading(rho: float, p_holm: float) -> str:
     "'supports' (ρ < 0), 'contradicts' (ρ > 0) when the Holm-adjusted p < ALPHA, else 'neither'."
     return "neither" if not p_holm < ALPHA else ("supports" if rho < 0 else "contradicts")
@@ -391,7 +391,7 @@ def table_c4_spearman(df: pd.DataFrame,  # runs (`load_runs`)
                           "p": num.p.map(fmt_p), "p (Holm)": num.p_holm.map(fmt_p), "reading": num.reading})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #f0efa56d
+# %% ../nbs/12_tables.ipynb #6cfe67e9
 MECHANISM_METRICS = ("final_redundancy", "final_synergy")
 
 def changed_objective(setting: str) -> str | None:
@@ -409,7 +409,7 @@ def table_mechanism(df: pd.DataFrame,  # runs (`load_runs`)
     pairs = lambda g: [(s, changed_objective(s)) for s in pd.unique(g.setting) if changed_objective(s) in set(g.setting)]
     return pairwise(main_runs(df), pairs, metrics, "arm", digits)
 
-# %% ../nbs/12_tables.ipynb #67da024b
+# %% ../nbs/12_tables.ipynb #96f45a6c
 VIEW_METRICS = dict(final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info", final_base_loss="base loss",
                     final_pid_term="β·Red − γ·Syn", final_pid_grad_share="PID grad share", final_red_grad_share="Red grad share",
                     final_syn_grad_share="Syn grad share")
@@ -430,7 +430,7 @@ def table_views(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #05a1fd08
+# %% ../nbs/12_tables.ipynb #99f0ae2f
 MAIN_SHARE = 0.2  # the share of the base loss's gradient the main PID arms are sized to (configs/cpu.yaml)
 
 def share_from_name(setting: str) -> float:
@@ -463,7 +463,7 @@ def dose_shares(runs: pd.DataFrame,  # runs (`load_runs`)
             rows.append(dict(family=fam, setting=s, beta=beta, gamma=gamma, share_red=s_red, share_syn=s_syn, share=share))
     return pd.DataFrame(rows).sort_values(["family", "share"], kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
-# %% ../nbs/12_tables.ipynb #7f634665
+# %% ../nbs/12_tables.ipynb #de284385
 def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
                    hist: pd.DataFrame,  # their histories (`load_history`)
                   ) -> pd.DataFrame:
@@ -479,7 +479,7 @@ def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
         out[f"{t}_share_final"] = fin.fillna(last[f"{t}_grad_share"].reindex(out.index))
     return out.reset_index()
 
-# %% ../nbs/12_tables.ipynb #739d3889
+# %% ../nbs/12_tables.ipynb #5eab3107
 DOSE_METRICS = ("linear_top1", "knn200_top1")
 
 def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
@@ -513,7 +513,7 @@ def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
                           "Red / Syn share, last epoch": [pair(x, y) for x, y in zip(num.red_share_final, num.syn_share_final)]})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #56e5522f
+# %% ../nbs/12_tables.ipynb #165d92f0
 PROTOCOL_METRICS = ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1", "semi1_linear_top1", "semi10_linear_top1")
 
 def table_protocol_change(old: pd.DataFrame,  # old protocol's runs: setting, seed and the metrics (the committed CSV)
@@ -554,7 +554,7 @@ def save_figure(fig,  # a matplotlib figure
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     return paths
 
-# %% ../nbs/12_tables.ipynb #a3af7af7
+# %% ../nbs/12_tables.ipynb #c43fa908
 def publish_figure(fig,  # a matplotlib figure
                    out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                    name: str,  # file stem, the notebook's name
@@ -650,7 +650,7 @@ def _claim_block(title: str, t: pd.DataFrame, unit: str = "points", digits: int 
     "A claim's heading with its counts, then one line per tested comparison."
     return f"- **{title}:** {_counts(t)}.\n" + "\n".join(_pair_line(r, unit, digits) for r in t.itertuples())
 
-# %% ../nbs/12_tables.ipynb #43e75137
+# %% ../nbs/12_tables.ipynb #5b735279
 def _c3_lines(c3: pd.DataFrame, rank: pd.DataFrame | None) -> str:
     "C3: Kendall's τ per family and pooled, and every downstream difference from the baseline with a raw p < ALPHA."
     out = ["- **C3 (the ranking by linear probe holds on the other tasks):** Kendall's τ over the trained settings' means"]
@@ -706,7 +706,7 @@ def _dose_lines(dose: pd.DataFrame) -> str:
     return "- **Dose-response of the PID weight (`table_dose_response`):** each share s of the base loss's gradient against the "\
            "re-calibrated loss alone (s = 0), paired over seeds.\n" + "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #c049e12e
+# %% ../nbs/12_tables.ipynb #83672c30
 CLAIM_TABLES = dict(c1="table_c1_recalibration", split="table_c1_split_pid", c2="table_c2_protocol", ref="table_trained_vs_random",
                     c3="table_c3_downstream", rank="table_c3_ranking", mech="table_mechanism", views="table_views",
                     rho="table_c4_spearman", est="table_c4_estimators", dose="table_dose_response", protocol="table_protocol_change")
@@ -788,7 +788,7 @@ def pilot_lines(results: str | Path,  # the results folder
                    f"{'passed' if t.cleared.all() else 'missed'} the bar (+{BAR['linear_top1']:g} linear, +{BAR['knn20_top1']:g} kNN-20).")
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #278c5924
+# %% ../nbs/12_tables.ipynb #edf63964
 def _moved(d: float) -> str: return f"rose by {d:.2f}" if d > 0 else f"fell by {-d:.2f}" if d < 0 else "did not move"
 
 def pilot_change_lines(results: str | Path,  # the results folder
@@ -808,7 +808,7 @@ def pilot_change_lines(results: str | Path,  # the results folder
                 f"{r.setting} {_moved(r.trained_b - r.trained_a)} (gap {r.gap_a:+.2f} → {r.gap_b:+.2f})" for r in g.itertuples()) + "." + why)
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #5eedce43
+# %% ../nbs/12_tables.ipynb #97864b63
 def config_note(path: str | Path,  # a config YAML
                 label: str,  # e.g. 'Budget' or 'PID weights'
                ) -> str:
