@@ -5,14 +5,16 @@
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'REFERENCE', 'ALPHA', 'SPLIT_PAIRS', 'DOWNSTREAM', 'LABEL_ESTIMATORS', 'C4_QUANTITIES',
            'MECHANISM_METRICS', 'VIEW_METRICS', 'MAIN_SHARE', 'DOSE_METRICS', 'PROTOCOL_METRICS', 'CLAIM_TABLES',
-           'FAMILIES_OF_TESTS', 'BAR', 'render_markdown_table', 'render_latex_table', 'write_table', 'publish_table',
-           'fmt_pm', 'fmt_p', 'is_reference', 'main_runs', 'test_se', 'compare', 'verdict_word', 'format_comparison',
-           'table_c1', 'pairwise', 'table_c2', 'table_c1_split', 'downstream_metrics', 'table_c3', 'table_c3_ranking',
-           'table_reference', 'label_estimates', 'label_estimators_in', 'table_c4', 'table_c4_estimators', 'c4_reading',
-           'table_c4_spearman', 'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares',
-           'reached_shares', 'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure',
-           'setting_palette', 'verdict', 'run_summary', 'claim_lines', 'survivors_line', 'comparison_lines',
-           'trained_vs_random', 'pilot_lines', 'pilot_change_lines', 'config_note', 'pid_weight_rows']
+           'FAMILIES_OF_TESTS', 'PRESENT_PROTOCOL_KEY', 'BAR', 'render_markdown_table', 'render_latex_table',
+           'write_table', 'publish_table', 'fmt_pm', 'fmt_p', 'is_reference', 'main_runs', 'test_se', 'compare',
+           'verdict_word', 'format_comparison', 'table_c1', 'pairwise', 'table_c2', 'table_c1_split',
+           'downstream_metrics', 'table_c3', 'table_c3_ranking', 'table_reference', 'label_estimates',
+           'label_estimators_in', 'table_c4', 'table_c4_estimators', 'c4_reading', 'table_c4_spearman',
+           'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares', 'reached_shares',
+           'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure', 'setting_palette',
+           'verdict', 'run_summary', 'claim_lines', 'survivors_line', 'comparison_lines', 'protocol_counts',
+           'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines', 'args_diff', 'config_note',
+           'pid_weight_rows']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 import re
@@ -80,7 +82,7 @@ def write_table(shown: pd.DataFrame,  # the display table (formatted text cells)
     texts = {"csv": csv, "md": md, "tex": render_latex_table(shown, caption, f"tab:{name}")}
     return [atomic_write_text(out / f"{name}.{ext}", text) for ext, text in texts.items()]
 
-# %% ../nbs/12_tables.ipynb #8f179b37
+# %% ../nbs/12_tables.ipynb #e60aad2b
 def publish_table(shown: pd.DataFrame,  # the display table (empty: nothing to publish)
                   out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                   name: str,  # file stem
@@ -274,7 +276,7 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #b8ab210d
+# %% ../nbs/12_tables.ipynb #a70820bc
 def table_c3_ranking(num: pd.DataFrame,  # numbers of `table_c3`
                     ) -> tuple:
     "C3's ranking (display, numbers): Kendall's τ between each accuracy's and the linear probe's ranking of the trained settings, per family and pooled."
@@ -333,7 +335,7 @@ def label_estimators_in(df: pd.DataFrame) -> list:
     "The estimators of LABEL_ESTIMATORS with values in `df` (after `label_estimates`), in that order."
     return [e for e in LABEL_ESTIMATORS if f"c4_{e}_rms" in df and df[f"c4_{e}_rms"].notna().any()]
 
-# %% ../nbs/12_tables.ipynb #b42cdc78
+# %% ../nbs/12_tables.ipynb #48f6c460
 def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 3,  # decimals
             ) -> tuple:
@@ -364,7 +366,7 @@ def table_c4_estimators(df: pd.DataFrame,  # runs (`load_runs`)
                      "runs above H(Y)": f"{int((j.iloc[:, 0] > j.label_entropy).sum())} of {len(j)}"})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12_tables.ipynb #3cd0daea
+# %% ../nbs/12_tables.ipynb #db4cbfea
 def c4_reading(rho: float, p_holm: float) -> str:
     "'supports' (ρ < 0), 'contradicts' (ρ > 0) when the Holm-adjusted p < ALPHA, else 'neither'."
     return "neither" if not p_holm < ALPHA else ("supports" if rho < 0 else "contradicts")
@@ -391,7 +393,7 @@ def table_c4_spearman(df: pd.DataFrame,  # runs (`load_runs`)
                           "p": num.p.map(fmt_p), "p (Holm)": num.p_holm.map(fmt_p), "reading": num.reading})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #6cfe67e9
+# %% ../nbs/12_tables.ipynb #2091b414
 MECHANISM_METRICS = ("final_redundancy", "final_synergy")
 
 def changed_objective(setting: str) -> str | None:
@@ -409,7 +411,7 @@ def table_mechanism(df: pd.DataFrame,  # runs (`load_runs`)
     pairs = lambda g: [(s, changed_objective(s)) for s in pd.unique(g.setting) if changed_objective(s) in set(g.setting)]
     return pairwise(main_runs(df), pairs, metrics, "arm", digits)
 
-# %% ../nbs/12_tables.ipynb #96f45a6c
+# %% ../nbs/12_tables.ipynb #2b50974e
 VIEW_METRICS = dict(final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info", final_base_loss="base loss",
                     final_pid_term="β·Red − γ·Syn", final_pid_grad_share="PID grad share", final_red_grad_share="Red grad share",
                     final_syn_grad_share="Syn grad share")
@@ -430,7 +432,7 @@ def table_views(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #99f0ae2f
+# %% ../nbs/12_tables.ipynb #c3c93bb6
 MAIN_SHARE = 0.2  # the share of the base loss's gradient the main PID arms are sized to (configs/cpu.yaml)
 
 def share_from_name(setting: str) -> float:
@@ -463,7 +465,7 @@ def dose_shares(runs: pd.DataFrame,  # runs (`load_runs`)
             rows.append(dict(family=fam, setting=s, beta=beta, gamma=gamma, share_red=s_red, share_syn=s_syn, share=share))
     return pd.DataFrame(rows).sort_values(["family", "share"], kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
-# %% ../nbs/12_tables.ipynb #de284385
+# %% ../nbs/12_tables.ipynb #30b73766
 def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
                    hist: pd.DataFrame,  # their histories (`load_history`)
                   ) -> pd.DataFrame:
@@ -479,7 +481,7 @@ def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
         out[f"{t}_share_final"] = fin.fillna(last[f"{t}_grad_share"].reindex(out.index))
     return out.reset_index()
 
-# %% ../nbs/12_tables.ipynb #5eab3107
+# %% ../nbs/12_tables.ipynb #20c74aa5
 DOSE_METRICS = ("linear_top1", "knn200_top1")
 
 def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
@@ -513,7 +515,7 @@ def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
                           "Red / Syn share, last epoch": [pair(x, y) for x, y in zip(num.red_share_final, num.syn_share_final)]})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #165d92f0
+# %% ../nbs/12_tables.ipynb #b15d2b29
 PROTOCOL_METRICS = ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1", "semi1_linear_top1", "semi10_linear_top1")
 
 def table_protocol_change(old: pd.DataFrame,  # old protocol's runs: setting, seed and the metrics (the committed CSV)
@@ -554,7 +556,7 @@ def save_figure(fig,  # a matplotlib figure
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     return paths
 
-# %% ../nbs/12_tables.ipynb #c43fa908
+# %% ../nbs/12_tables.ipynb #c3585e27
 def publish_figure(fig,  # a matplotlib figure
                    out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                    name: str,  # file stem, the notebook's name
@@ -650,7 +652,7 @@ def _claim_block(title: str, t: pd.DataFrame, unit: str = "points", digits: int 
     "A claim's heading with its counts, then one line per tested comparison."
     return f"- **{title}:** {_counts(t)}.\n" + "\n".join(_pair_line(r, unit, digits) for r in t.itertuples())
 
-# %% ../nbs/12_tables.ipynb #5b735279
+# %% ../nbs/12_tables.ipynb #afeebdb2
 def _c3_lines(c3: pd.DataFrame, rank: pd.DataFrame | None) -> str:
     "C3: Kendall's τ per family and pooled, and every downstream difference from the baseline with a raw p < ALPHA."
     out = ["- **C3 (the ranking by linear probe holds on the other tasks):** Kendall's τ over the trained settings' means"]
@@ -706,7 +708,21 @@ def _dose_lines(dose: pd.DataFrame) -> str:
     return "- **Dose-response of the PID weight (`table_dose_response`):** each share s of the base loss's gradient against the "\
            "re-calibrated loss alone (s = 0), paired over seeds.\n" + "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #83672c30
+# %% ../nbs/12_tables.ipynb #d9d70b45
+def _protocol_line(change: pd.DataFrame) -> str:
+    "The protocol change in one line per accuracy: the range of the settings' changes, and random init's."
+    c = change.dropna(subset=["change"])
+    if c.empty: return ""
+    parts = []
+    for m, g in c.groupby("metric", sort=False):
+        ri = g[g.setting == REFERENCE]; tr = g[g.setting != REFERENCE]
+        parts.append(f"{_label(m)} {tr.change.min():+.2f} to {tr.change.max():+.2f} points over the {len(tr)} trained settings"
+                     + (f", random init {ri.change.iloc[0]:+.2f}" if len(ri) else ""))
+    return ("- **The protocol change** (`table_protocol_change`, descriptive: the old protocol's runs against the present ones, mean "
+            "over the seeds both have of new − old): " + "; ".join(parts) + ".")
+
+
+# %% ../nbs/12_tables.ipynb #6064ab6f
 CLAIM_TABLES = dict(c1="table_c1_recalibration", split="table_c1_split_pid", c2="table_c2_protocol", ref="table_trained_vs_random",
                     c3="table_c3_downstream", rank="table_c3_ranking", mech="table_mechanism", views="table_views",
                     rho="table_c4_spearman", est="table_c4_estimators", dose="table_dose_response", protocol="table_protocol_change")
@@ -736,6 +752,7 @@ def claim_lines(tables: str | Path,  # results/tables/<config>, as the paper not
                                             _tested(t["mech"]), "nats", 3) + ("\n" + _views_line(t.get("views")) if _views_line(t.get("views")) else ""))
     if "dose" in t: out.append(_dose_lines(t["dose"]))
     out += [_c3_lines(t["c3"], t.get("rank"))] + ([_c4_lines(t["rho"], t.get("est"))] if "rho" in t else [])
+    if "protocol" in t and _protocol_line(t["protocol"]): out.append(_protocol_line(t["protocol"]))
     return "\n".join(out + [_multiplicity_line(t)])
 
 def survivors_line(tables: str | Path) -> str:
@@ -758,6 +775,35 @@ def comparison_lines(table: str | Path) -> str:
     c1 = _tested(pd.read_csv(table))
     return "\n".join(f"- {r.setting} vs {r.baseline}, {_label(r.metric)}: {verdict(r.delta, r.p_t, r.p_holm)}, n = {r.n_paired} paired seeds"
                      for r in c1.itertuples())
+
+# %% ../nbs/12_tables.ipynb #447b0e85
+PRESENT_PROTOCOL_KEY = "label_vi_joint"  # a metric only the present evaluation protocol writes (usable label information)
+
+def protocol_counts(results: str | Path,  # a results folder
+                    config: str,  # the config name
+                   ) -> tuple:
+    "(finished runs, of which evaluated with the present protocol) of a config."
+    runs = load_runs(results, config)
+    return len(runs), int(runs[PRESENT_PROTOCOL_KEY].notna().sum()) if PRESENT_PROTOCOL_KEY in runs else 0
+
+def reading_lines(tables: str | Path,  # results/tables/<config>
+                 ) -> str:
+    "The README's reading of a config's tables: trained vs random, the spread between settings, the tests that survive Holm, C4."
+    t, out = _read_tables(tables), []
+    tm = t["c3"][t["c3"].family != REFERENCE]
+    if "ref" in t:
+        r = _tested(t["ref"]).groupby("metric", sort=False).agg(up=("up", "sum"), n=("up", "size"), lo=("delta", "min"), hi=("delta", "max"))
+        out.append("- *Training against the untrained network:* " + "; ".join(
+            f"{_label(m)} {int(x.up)} of {int(x.n)} trained settings higher after Holm (gaps {x.lo:+.2f} to {x.hi:+.2f} points)" for m, x in r.iterrows()) + ".")
+    spread = [f"{_label(m)} {g['mean'].max() - g['mean'].min():.2f} points ({(g['mean'].max() - g['mean'].min()) / g.se_test.mean():.1f} times the "
+              f"test set's SE)" for m in ("linear_top1", "knn200_top1") if len(g := tm[tm.metric == m])]
+    if spread: out.append(f"- *Between the {tm.setting.nunique()} trained settings:* the best and worst means differ by " + " and ".join(spread) + ".")
+    out.append("- *" + survivors_line(tables).replace(" — ", ":* ", 1))
+    if "rho" in t:
+        out.append("- *C4 by estimator* (of each estimator's ρ, per family and pooled, after Holm): " + "; ".join(
+            f"{e} supports in {int((g.reading == 'supports').sum())}, contradicts in {int((g.reading == 'contradicts').sum())} of {len(g)}"
+            for e, g in t["rho"].groupby("estimator", sort=False)) + ".")
+    return "\n".join(out)
 
 # %% ../nbs/12_tables.ipynb #140579c6
 BAR = dict(linear_top1=3.0, knn20_top1=5.0)  # points above random init a trained setting must reach (the cpu pilot's bar)
@@ -788,7 +834,7 @@ def pilot_lines(results: str | Path,  # the results folder
                    f"{'passed' if t.cleared.all() else 'missed'} the bar (+{BAR['linear_top1']:g} linear, +{BAR['knn20_top1']:g} kNN-20).")
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #edf63964
+# %% ../nbs/12_tables.ipynb #599e727c
 def _moved(d: float) -> str: return f"rose by {d:.2f}" if d > 0 else f"fell by {-d:.2f}" if d < 0 else "did not move"
 
 def pilot_change_lines(results: str | Path,  # the results folder
@@ -802,13 +848,25 @@ def pilot_change_lines(results: str | Path,  # the results folder
         j = t[k - 1].merge(t[k], on=["setting", "metric"], suffixes=("_a", "_b"))
         for m, g in j.groupby("metric", sort=False):
             dr, dt, dg = g.random_init_b.iloc[0] - g.random_init_a.iloc[0], g.trained_b - g.trained_a, g.gap_b - g.gap_a
-            why = (" The trained networks got worse: the gap grew only because the random-init reference fell further." if (dt < 0).all() and (dg > 0).all()
-                   else " The gap grew with both the trained accuracy rising and the reference falling." if (dt > 0).all() and dr < 0 and (dg > 0).all() else "")
+            why, share = "", 100 * -dr / dg
+            if dr < 0 and (dg > 0).all():
+                rng = f"{share.min():.0f} %" if round(share.min()) == round(share.max()) else f"{share.min():.0f}–{share.max():.0f} %"
+                why = (" The trained networks got worse: the gap grew only because the random-init reference fell further." if (dt < 0).all()
+                       else f" The random-init reference's fall makes {rng} of the gap's growth.")
             out.append(f"- {_label(m)}, try {k} → try {k + 1}: random init {_moved(dr)} points; " + "; ".join(
                 f"{r.setting} {_moved(r.trained_b - r.trained_a)} (gap {r.gap_a:+.2f} → {r.gap_b:+.2f})" for r in g.itertuples()) + "." + why)
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #97864b63
+# %% ../nbs/12_tables.ipynb #2e6401cc
+def args_diff(run_a: str | Path,  # a run folder
+              run_b: str | Path,  # another run folder
+              skip: tuple = ("out_dir",),  # parameters that name the folder, not the run
+             ) -> dict:
+    "{parameter: (a's value, b's value)} for every run parameter (params.json `args`) the two runs set differently."
+    a, b = (read_json(Path(r) / "params.json").get("args", {}) for r in (run_a, run_b))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)}
+
+# %% ../nbs/12_tables.ipynb #112be856
 def config_note(path: str | Path,  # a config YAML
                 label: str,  # e.g. 'Budget' or 'PID weights'
                ) -> str:
@@ -824,6 +882,6 @@ def config_note(path: str | Path,  # a config YAML
 def pid_weight_rows(settings: dict,  # a loaded config's `settings` (name -> parameters)
                    ) -> pd.DataFrame:
     "The config's settings that set a PID weight: setting, method, share s (from the name; `MAIN_SHARE` for the main arms), β, γ."
-    rows = [dict(setting=s, method=v.get("method", s), s=share_from_name(s) if "_pid_s" in s else MAIN_SHARE,
+    rows = [dict(setting=s, method=v.get("method", s), s=share_from_name(s) if re.search(r"_pid_s\d", s) else MAIN_SHARE,
                  β=v.get("beta", 0.0), γ=v.get("gamma", 0.0)) for s, v in settings.items() if v and ("beta" in v or "gamma" in v)]
     return pd.DataFrame(rows)
