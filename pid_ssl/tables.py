@@ -26,7 +26,7 @@ import pandas as pd
 from .files import atomic_write_text, read_json
 from .layout import finished_run_dirs
 from .methods import METHOD_KINDS, family, split_method, variant
-from .results import add_holm, kendall_test, load_history, load_runs, paired_test, spearman_test, summarise
+from .results import add_holm, kendall_test, load_runs, paired_test, spearman_test, summarise
 
 # %% ../nbs/12_tables.ipynb #16c9affd
 def _cell(v, floatfmt: str = "{:.2f}") -> str:
@@ -82,7 +82,7 @@ def write_table(shown: pd.DataFrame,  # the display table (formatted text cells)
     texts = {"csv": csv, "md": md, "tex": render_latex_table(shown, caption, f"tab:{name}")}
     return [atomic_write_text(out / f"{name}.{ext}", text) for ext, text in texts.items()]
 
-# %% ../nbs/12_tables.ipynb #3deab089
+# %% ../nbs/12_tables.ipynb #80dd2e83
 def publish_table(shown: pd.DataFrame,  # the display table (empty: nothing to publish)
                   out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                   name: str,  # file stem
@@ -276,7 +276,7 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #f6e29430
+# %% ../nbs/12_tables.ipynb #59ae97d0
 def table_c3_ranking(num: pd.DataFrame,  # numbers of `table_c3`
                     ) -> tuple:
     "C3's ranking (display, numbers): Kendall's τ between each accuracy's and the linear probe's ranking of the trained settings, per family and pooled."
@@ -335,7 +335,7 @@ def label_estimators_in(df: pd.DataFrame) -> list:
     "The estimators of LABEL_ESTIMATORS with values in `df` (after `label_estimates`), in that order."
     return [e for e in LABEL_ESTIMATORS if f"c4_{e}_rms" in df and df[f"c4_{e}_rms"].notna().any()]
 
-# %% ../nbs/12_tables.ipynb #8dec5dd1
+# %% ../nbs/12_tables.ipynb #a74cb56d
 def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 3,  # decimals
             ) -> tuple:
@@ -366,7 +366,7 @@ def table_c4_estimators(df: pd.DataFrame,  # runs (`load_runs`)
                      "runs above H(Y)": f"{int((j.iloc[:, 0] > j.label_entropy).sum())} of {len(j)}"})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12_tables.ipynb #b6b1bfbb
+# %% ../nbs/12_tables.ipynb #327651c2
 def c4_reading(rho: float, p_holm: float) -> str:
     "'supports' (ρ < 0), 'contradicts' (ρ > 0) when the Holm-adjusted p < ALPHA, else 'neither'."
     return "neither" if not p_holm < ALPHA else ("supports" if rho < 0 else "contradicts")
@@ -393,7 +393,7 @@ def table_c4_spearman(df: pd.DataFrame,  # runs (`load_runs`)
                           "p": num.p.map(fmt_p), "p (Holm)": num.p_holm.map(fmt_p), "reading": num.reading})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #e67486e1
+# %% ../nbs/12_tables.ipynb #3de30953
 MECHANISM_METRICS = ("final_redundancy", "final_synergy")
 
 def changed_objective(setting: str) -> str | None:
@@ -411,7 +411,7 @@ def table_mechanism(df: pd.DataFrame,  # runs (`load_runs`)
     pairs = lambda g: [(s, changed_objective(s)) for s in pd.unique(g.setting) if changed_objective(s) in set(g.setting)]
     return pairwise(main_runs(df), pairs, metrics, "arm", digits)
 
-# %% ../nbs/12_tables.ipynb #89da7939
+# %% ../nbs/12_tables.ipynb #aa274508
 VIEW_METRICS = dict(final_redundancy="views Red", final_synergy="views Syn", final_coinformation="views co-info", final_base_loss="base loss",
                     final_pid_term="β·Red − γ·Syn", final_pid_grad_share="PID grad share", final_red_grad_share="Red grad share",
                     final_syn_grad_share="Syn grad share")
@@ -432,7 +432,7 @@ def table_views(df: pd.DataFrame,  # runs (`load_runs`)
     shown.columns.name = None
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #067459f7
+# %% ../nbs/12_tables.ipynb #c4fb56a2
 MAIN_SHARE = 0.2  # the share of the base loss's gradient the main PID arms are sized to (configs/cpu.yaml)
 
 def share_from_name(setting: str) -> float:
@@ -465,7 +465,7 @@ def dose_shares(runs: pd.DataFrame,  # runs (`load_runs`)
             rows.append(dict(family=fam, setting=s, beta=beta, gamma=gamma, share_red=s_red, share_syn=s_syn, share=share))
     return pd.DataFrame(rows).sort_values(["family", "share"], kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
-# %% ../nbs/12_tables.ipynb #12486ebf
+# %% ../nbs/12_tables.ipynb #5eaf9a7f
 def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
                    hist: pd.DataFrame,  # their histories (`load_history`)
                   ) -> pd.DataFrame:
@@ -481,7 +481,7 @@ def reached_shares(runs: pd.DataFrame,  # runs (`load_runs`)
         out[f"{t}_share_final"] = fin.fillna(last[f"{t}_grad_share"].reindex(out.index))
     return out.reset_index()
 
-# %% ../nbs/12_tables.ipynb #f4413ebf
+# %% ../nbs/12_tables.ipynb #5c8b4535
 DOSE_METRICS = ("linear_top1", "knn200_top1")
 
 def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
@@ -515,7 +515,7 @@ def table_dose_response(runs: pd.DataFrame,  # runs (`load_runs`)
                           "Red / Syn share, last epoch": [pair(x, y) for x, y in zip(num.red_share_final, num.syn_share_final)]})
     return shown, num
 
-# %% ../nbs/12_tables.ipynb #e47cd88b
+# %% ../nbs/12_tables.ipynb #bdfd7acb
 PROTOCOL_METRICS = ("linear_top1", "knn20_top1", "knn200_top1", "semi1_top1", "semi10_top1", "semi1_linear_top1", "semi10_linear_top1")
 
 def table_protocol_change(old: pd.DataFrame,  # old protocol's runs: setting, seed and the metrics (the committed CSV)
@@ -556,7 +556,7 @@ def save_figure(fig,  # a matplotlib figure
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     return paths
 
-# %% ../nbs/12_tables.ipynb #1f96bfb9
+# %% ../nbs/12_tables.ipynb #ed81efe9
 def publish_figure(fig,  # a matplotlib figure
                    out_dir: str | Path,  # the paper notebook's output folder (pid_ssl.layout.paper_out_dir)
                    name: str,  # file stem, the notebook's name
@@ -652,7 +652,7 @@ def _claim_block(title: str, t: pd.DataFrame, unit: str = "points", digits: int 
     "A claim's heading with its counts, then one line per tested comparison."
     return f"- **{title}:** {_counts(t)}.\n" + "\n".join(_pair_line(r, unit, digits) for r in t.itertuples())
 
-# %% ../nbs/12_tables.ipynb #f682076a
+# %% ../nbs/12_tables.ipynb #4a67d3ba
 def _c3_lines(c3: pd.DataFrame, rank: pd.DataFrame | None) -> str:
     "C3: Kendall's τ per family and pooled, and every downstream difference from the baseline with a raw p < ALPHA."
     out = ["- **C3 (the ranking by linear probe holds on the other tasks):** Kendall's τ over the trained settings' means"]
@@ -707,7 +707,7 @@ def _dose_lines(dose: pd.DataFrame) -> str:
     return "- **Dose-response of the PID weight (`table_dose_response`):** each share s of the base loss's gradient against the "\
            "re-calibrated loss alone (s = 0), paired over seeds.\n" + "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #23516b25
+# %% ../nbs/12_tables.ipynb #67d54b7d
 def _protocol_line(change: pd.DataFrame) -> str:
     "The protocol change in one line per accuracy: the range of the settings' changes, and random init's."
     c = change.dropna(subset=["change"])
@@ -721,7 +721,7 @@ def _protocol_line(change: pd.DataFrame) -> str:
             "over the seeds both have of new − old): " + "; ".join(parts) + ".")
 
 
-# %% ../nbs/12_tables.ipynb #fffe50fc
+# %% ../nbs/12_tables.ipynb #80e60fe5
 CLAIM_TABLES = dict(c1="table_c1_recalibration", split="table_c1_split_pid", c2="table_c2_protocol", ref="table_trained_vs_random",
                     c3="table_c3_downstream", rank="table_c3_ranking", mech="table_mechanism", views="table_views",
                     rho="table_c4_spearman", est="table_c4_estimators", dose="table_dose_response", protocol="table_protocol_change")
@@ -775,7 +775,7 @@ def comparison_lines(table: str | Path) -> str:
     return "\n".join(f"- {r.setting} vs {r.baseline}, {_label(r.metric)}: {verdict(r.delta, r.p_t, r.p_holm)}, n = {r.n_paired} paired seeds"
                      for r in c1.itertuples())
 
-# %% ../nbs/12_tables.ipynb #c788d197
+# %% ../nbs/12_tables.ipynb #f9cb76b1
 PRESENT_PROTOCOL_KEY = "label_vi_joint"  # a metric only the present evaluation protocol writes (usable label information)
 
 def protocol_counts(results: str | Path,  # a results folder
@@ -833,7 +833,7 @@ def pilot_lines(results: str | Path,  # the results folder
                    f"{'passed' if t.cleared.all() else 'missed'} the bar (+{BAR['linear_top1']:g} linear, +{BAR['knn20_top1']:g} kNN-20).")
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #655bc781
+# %% ../nbs/12_tables.ipynb #d224b9e8
 def _moved(d: float) -> str: return f"rose by {d:.2f}" if d > 0 else f"fell by {-d:.2f}" if d < 0 else "did not move"
 
 def pilot_change_lines(results: str | Path,  # the results folder
@@ -856,7 +856,7 @@ def pilot_change_lines(results: str | Path,  # the results folder
                 f"{r.setting} {_moved(r.trained_b - r.trained_a)} (gap {r.gap_a:+.2f} → {r.gap_b:+.2f})" for r in g.itertuples()) + "." + why)
     return "\n".join(out)
 
-# %% ../nbs/12_tables.ipynb #e96e9ab5
+# %% ../nbs/12_tables.ipynb #dbcd54ac
 def args_diff(run_a: str | Path,  # a run folder
               run_b: str | Path,  # another run folder
               skip: tuple = ("out_dir",),  # parameters that name the folder, not the run
@@ -865,7 +865,7 @@ def args_diff(run_a: str | Path,  # a run folder
     a, b = (read_json(Path(r) / "params.json").get("args", {}) for r in (run_a, run_b))
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)}
 
-# %% ../nbs/12_tables.ipynb #9e21a5e5
+# %% ../nbs/12_tables.ipynb #7c3d7d9d
 def config_note(path: str | Path,  # a config YAML
                 label: str,  # e.g. 'Budget' or 'PID weights'
                ) -> str:
