@@ -17,7 +17,8 @@ from pid_ssl.results import load_history, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_RUNS = ["bt-s0", "bt-s1", "bt_pid-s0", "bt_pid-s1"]
-TABLES = ["table_c1_recalibration", "table_c3_downstream", "table_c4_pid", "table_c4_spearman"]  # smoke has no _staged runs: no C2 table
+TABLES = ["table_c1_recalibration", "table_c3_downstream", "table_c3_ranking", "table_c4_pid", "table_c4_estimators", "table_c4_spearman",
+          "table_views"]  # smoke has no _staged, _recal or random-init runs: no C2, mechanism or trained-vs-random table
 FIGURES = ["figure_accuracy", "figure_c4_pid_vs_accuracy", "figure_training_curves"]
 
 
@@ -71,6 +72,7 @@ def test_smoke_end_to_end(tmp_path, capfd):
             assert (results / "tables" / "smoke" / f"{name}.{ext}").is_file(), (name, ext)
     assert "bt_pid" in (results / "tables" / "smoke" / "table_c1_recalibration.md").read_text()
     assert not (results / "tables" / "smoke" / "table_c2_protocol.csv").exists()
+    assert not (results / "tables" / "smoke" / "table_mechanism.csv").exists()
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (results / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
@@ -103,6 +105,36 @@ def test_smoke_end_to_end(tmp_path, capfd):
     out = capfd.readouterr().out
     assert "  skip bt_pid-s1" in out and "  run  bt_pid-s5" in out and "bt-s0" not in out
     assert not (results / "runs" / "smoke" / "bt_pid-s5").exists()
+
+
+def test_paper_notebooks_take_their_output_folder():
+    "Every paper notebook declares results_dir, config and out_dir ('' by default: the layout's folder), so the runner can pass any of them."
+    import papermill as pm
+    for nb in sorted((ROOT / "nbs" / "paper").glob("*.ipynb")):
+        params = pm.inspect_notebook(str(nb))
+        assert {"results_dir", "config", "out_dir"} <= set(params), nb.name
+        assert params["out_dir"]["default"] in ('""', "''"), (nb.name, params["out_dir"])
+
+
+def test_cpu_only_paper_notebooks_on_example_runs(tmp_path):
+    "The dose-response and protocol-change notebooks (cpu's paper list only, so never run by the smoke test) on example runs with the present keys."
+    import pandas as pd
+    from pid_ssl.results import write_example_runs
+    results, out = tmp_path / "results", tmp_path / "out"
+    write_example_runs(results, "ex")
+    old = load_runs(results, "ex")[["setting", "seed", "linear_top1", "knn20_top1"]].assign(linear_top1=lambda d: d.linear_top1 - 1)
+    old.to_csv(tmp_path / "old.csv", index=False)
+    for name, extra in (("table_dose_response", {}), ("figure_dose_response", {}), ("table_protocol_change", dict(old_metrics=str(tmp_path / "old.csv")))):
+        run_notebook(ROOT / "nbs" / "paper" / f"{name}.ipynb", tmp_path / f"{name}.ipynb",
+                     dict(results_dir=str(results), config="ex", out_dir=str(out), **extra))
+    dose = pd.read_csv(out / "table_dose_response.csv")
+    assert len(dose) == 2 * 5 * 2 and sorted(set(dose.share)) == [0, 0.05, 0.2, 0.5, 1.0]  # 2 families x 5 shares x 2 accuracies
+    change = pd.read_csv(out / "table_protocol_change.csv")
+    assert set(change.metric) == {"linear_top1", "knn20_top1"} and len(change) == 2 * len(set(old.setting))  # old settings, dose ones too
+    main = change[~change.setting.str.contains("_pid_s")]  # the dose settings are no main settings: no new value, no change
+    assert (main.change - main.metric.map(dict(linear_top1=1.0, knn20_top1=0.0))).abs().max() < 1e-9 and change.change.isna().sum() == 12
+    assert all((out / f"figure_dose_response.{e}").stat().st_size > 1000 for e in ("png", "pdf"))
+    assert not (results / "tables").exists() and not (results / "figures").exists()  # out_dir wins over the layout's folders
 
 
 def test_dry_run_writes_nothing(tmp_path, capsys):
