@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .cli import run_command, command_parser, list_action
 from .files import read_json
+from .layout import METRICS, finished_run_dirs, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
 from .lock import lock_holder, busy_message
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest, identity_diff, default_results, require_repro)
@@ -70,7 +71,7 @@ class Run:
     @property
     def state(self) -> str:
         "'todo' (no metrics.json), 'finished' (with this configuration) or 'stale' (with another one)."
-        if not (self.out_dir / "metrics.json").is_file(): return "todo"
+        if not (self.out_dir / METRICS).is_file(): return "todo"
         return "stale" if self.stale_keys() else "finished"
 
     @property
@@ -89,8 +90,8 @@ def plan_runs(cfg: Config,  # a config that passed `check_config`
     if bad: raise ConfigError(f"--only {' '.join(bad)}: no such setting in {cfg.chain[0][0]}"
                               f"{suggest(bad[0], settings)}; settings: {', '.join(settings)}")
     if errs := check_seeds(seeds, "--seeds"): raise ConfigError(errs[0])
-    folder = lambda s, seed: Path(results) / "runs" / cfg.name / f"{s}-s{seed}"
-    return [Run(f"{s}-s{seed}", s, seed, resolve_run(cfg, s, seed, out_dir=folder(s, seed)), folder(s, seed))
+    folder = lambda s, seed: run_dir(results, cfg.name, s, seed)
+    return [Run(run_id(s, seed), s, seed, resolve_run(cfg, s, seed, out_dir=folder(s, seed)), folder(s, seed))
             for seed in seeds for s in settings if not only or s in only]
 
 # %% ../nbs/10_runner.ipynb #0d795578
@@ -159,7 +160,7 @@ class Plan:
 
 def _paper_out(results: Path, config: str, name: str) -> Path:
     "Where an executed paper notebook is kept: beside its tables (table*) or figures."
-    return results / ("tables" if name.startswith("table") else "figures") / config / f"{name}.ipynb"
+    return paper_out_dir(results, config, name) / f"{name}.ipynb"
 
 # %% ../nbs/10_runner.ipynb #2348e926
 def prepare(config: str | Path,  # config name in configs/ or a YAML path
@@ -213,7 +214,7 @@ def describe(plan: Plan) -> str:
     cfg, states = plan.cfg, {r.run_id: r.state for r in plan.runs}
     n = lambda s: sum(v == s for v in states.values())
     lines = [f"{cfg.name}: {len(plan.runs)} runs, {n('todo')} to run, {n('finished')} finished (skipped)"
-             + (f", {n('stale')} STALE" if n("stale") else "") + f" -> {plan.results / 'runs' / cfg.name}", f"  notebook {plan.notebook}"]
+             + (f", {n('stale')} STALE" if n("stale") else "") + f" -> {runs_dir(plan.results, cfg.name)}", f"  notebook {plan.notebook}"]
     for s in dict.fromkeys(r.setting for r in plan.runs):
         lines.append(f"  setting {s}: " + (", ".join(f"{k}={v!r}" for k, v in cfg.data["settings"][s].items()) or "(shared params only)"))
     lines += [f"  {dict(todo='run ', finished='skip', stale='STALE')[states[r.run_id]]} {r.run_id}"
@@ -234,11 +235,11 @@ def execute_run(notebook: str | Path,  # the experiment notebook
                ) -> str:
     "Execute one run unless it is finished or held: 'ok' | 'skipped' | 'busy' | its error line."
     out = Path(params["out_dir"])
-    if (out / "metrics.json").is_file(): return "skipped"
+    if (out / METRICS).is_file(): return "skipped"
     if lock_holder(out) is not None: return "busy"
     try: run_notebook(Path(notebook), out / "executed.ipynb", params, kernel_name, log_output)
     except Exception as e: return "busy" if getattr(e, "ename", "") == "RunLockedError" else error_line(e)
-    return "ok" if (out / "metrics.json").is_file() else "no metrics.json written"
+    return "ok" if (out / METRICS).is_file() else f"no {METRICS} written"
 
 # %% ../nbs/10_runner.ipynb #2033ccf0
 def execute_runs(plan: Plan,  # from `prepare`
@@ -269,7 +270,7 @@ def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = F
     status = {}
     for name, nb, out in plan.paper:
         t = time.perf_counter()
-        try: run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name), kernel_name, log_output)
+        try: run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name, out_dir=str(out.parent)), kernel_name, log_output)
         except Exception as e: status[name] = error_line(e)
         else: status[name] = "ok"
         echo(f"paper {name} {'done' if status[name] == 'ok' else 'FAILED'} in {_hms(time.perf_counter() - t)} -> {out.parent}")
@@ -292,7 +293,7 @@ def _launcher(plan: Plan, launcher: str, opts: dict):
 # %% ../nbs/10_runner.ipynb #057373cb
 def _set_aside(plan: Plan, r: Run, echo) -> Path:
     "Move a stale run folder out of the runs the tables read, to results/stale/<config>/<run_id>-<time>/."
-    dest = plan.results / "stale" / plan.cfg.name / f"{r.run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest = stale_dir(plan.results, plan.cfg.name) / f"{r.run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
     dest.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(r.out_dir), str(dest))
     echo(f"{r.run_id}: made with another configuration ({_differences(r.stale_keys() if r.out_dir.exists() else {})}), "
          f"moved to {dest}; it runs again")
@@ -341,7 +342,7 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
     plan = dataclasses.replace(plan, runs=[r for r in plan.runs if r.run_id not in held])
     if reevaluate: runs = reevaluate_runs(plan, echo)
     else: runs = runner.execute(kernel_name, log_output, echo) if runner else execute_runs(plan, kernel_name, log_output, echo)
-    finished = any((plan.results / "runs" / plan.cfg.name).glob("*/metrics.json"))
+    finished = bool(finished_run_dirs(plan.results, plan.cfg.name))
     if paper and held: echo(f"paper notebooks not executed: {len(held)} finished run(s) were made with another configuration, and "
                             "the tables would publish them as this one's")
     papers = execute_paper(plan, kernel_name, log_output, echo) if paper and finished and not held else {}

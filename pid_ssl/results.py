@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .files import read_json, read_jsonl
-from .layout import finished_run_dirs, parse_run_id, run_dir, runs_dir
+from .layout import METRICS, finished_run_dirs, parse_run_id, run_dir, runs_dir
 from .methods import METHODS
 
 # %% ../nbs/11_results.ipynb #e2d21bfb
@@ -42,7 +42,7 @@ def load_runs(results_dir: str | Path,  # the results folder (holding runs/<conf
         setting, seed = parse_run_id(run.name)
         params = read_json(run / "params.json") if (run / "params.json").is_file() else {}
         nested = {f"{k}_{j}" if k != "args" else j: w for k, v in params.items() if isinstance(v, dict) for j, w in v.items()}
-        row = {"method": setting, "dataset": "", **_scalars(params), **_scalars(nested), **_scalars(read_json(run / "metrics.json"))}
+        row = {"method": setting, "dataset": "", **_scalars(params), **_scalars(nested), **_scalars(read_json(run / METRICS))}
         rows.append({**row, "config": config, "run_id": run.name, "setting": setting, "seed": row.get("seed", seed), "path": str(run)})
     df = pd.DataFrame(rows)
     df = df[_ID_COLS + [c for c in df.columns if c not in _ID_COLS]] if rows else pd.DataFrame(columns=_ID_COLS + ["path"])
@@ -129,7 +129,7 @@ def write_example_runs(results: str | Path,  # a results folder
             params, hist, metrics = _example_run(setting, seed, epochs)
             (d / "params.json").write_text(json.dumps(params))
             (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
-            (d / "metrics.json").write_text(json.dumps(metrics))
+            (d / METRICS).write_text(json.dumps(metrics))
     unfinished = run_dir(results, config, "bt", 9); unfinished.mkdir(exist_ok=True); (unfinished / "params.json").write_text("{}")
     return runs_dir(results, config)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_write_bytes, atomic_write_text, read_json
-from .layout import finished_run_dirs
+from .layout import METRICS, finished_run_dirs
 from .methods import METHOD_KINDS, family, split_method, variant
 from .results import add_holm, kendall_test, load_runs, paired_test, spearman_test, summarise
 
@@ -598,7 +598,7 @@ def run_summary(root: str | Path,  # the checkout (holding results/runs/<config>
     "One sentence on a config's committed runs: how many, their wall time and the machine (metrics.json, env.json)."
     runs = finished_run_dirs(Path(root) / "results", config)
     if not runs: return f"(no finished `{config}` runs are committed yet)"
-    wall = sum(read_json(r / "metrics.json")["wall_s"] for r in runs)
+    wall = sum(read_json(r / METRICS)["wall_s"] for r in runs)
     env = read_json(runs[0] / "env.json")
     return (f"{len(runs)} runs, {wall / 60:.1f} minutes of training and evaluation in total "
             f"({wall / 60 / len(runs):.1f} per run, {env.get('torch_threads')} torch thread(s) each) on "

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
 from .config import ConfigError, RunConfig, config_from_args, identity_diff
 from .cli import UserError, run_command
+from .layout import METRICS
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
@@ -422,8 +423,8 @@ def fit(cfg: RunConfig | None = None,  # the run's configuration (None: the defa
     "Pretrain, evaluate, and write the run folder; returns the metrics (a finished run returns its saved metrics)."
     c = (cfg or RunConfig()).replace(where="fit", **overrides) if overrides else (cfg or RunConfig()).validate()
     c, out = c.effective(), Path(c.out_dir)  # the weights the method trains with, in place of None
-    if (out / "metrics.json").exists():
-        _check_run_dir(out, c); return read_json(out / "metrics.json")
+    if (out / METRICS).exists():
+        _check_run_dir(out, c); return read_json(out / METRICS)
     if int(os.environ.get("RANK", "0")) != 0: return _run(c, out)  # DDP ranks > 0 write nothing; rank 0 holds the lock
     with RunLock(out) as lock:  # one process per run folder (pid_ssl.lock)
         if lock.stale:  # its holder died: drop the temp files of the atomic writes it was in the middle of
@@ -451,7 +452,7 @@ def _run(c: RunConfig, out: Path) -> dict:
     if rank != 0: return {}
     metrics, evaluated = _final_eval(rs, data)
     save_backbone(evaluated, out, dataclasses.asdict(c), data.meta, probe=rs.model.probe)
-    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / METRICS, metrics)
     return metrics
 
 # %% ../nbs/09_train.ipynb #ecb0e205
@@ -519,10 +520,10 @@ def reevaluate(run_dir: str | Path,  # a finished run folder (its backbone.safet
               ) -> dict:
     "Recompute a finished run's metrics from its saved backbone and probe under the current evaluation; rewrites metrics.json."
     out = Path(run_dir)
-    if not (out / "metrics.json").is_file(): raise RunFolderError(f"{out} holds no finished run (no metrics.json): run it first.")
+    if not (out / METRICS).is_file(): raise RunFolderError(f"{out} holds no finished run (no {METRICS}): run it first.")
     args = read_json(out / "params.json")["args"]
     c = RunConfig.make({**args, "out_dir": str(out), **({"device": device} if device else {})}, where=str(out / "params.json"))
-    threads, old = torch.get_num_threads(), read_json(out / "metrics.json")
+    threads, old = torch.get_num_threads(), read_json(out / METRICS)
     with RunLock(out):
         torch.set_num_threads(read_json(out / "env.json").get("torch_threads") or threads)
         try:
@@ -534,7 +535,7 @@ def reevaluate(run_dir: str | Path,  # a finished run folder (its backbone.safet
             m.update(evaluate_backbone_run(c, bb, probe, data, dev)[0])
             m["eval_s"] = time.time() - t0; m["wall_s"] = m["pretrain_s"] + m["eval_s"]
         finally: torch.set_num_threads(threads)
-        atomic_write_json(out / "metrics.json", m)
+        atomic_write_json(out / METRICS, m)
     return m
 
 # %% ../nbs/09_train.ipynb #41063433

@@ -69,7 +69,7 @@ def write_tiny_imagenet(root: Path, n_classes: int = 10, per_class: int = 4, n_v
 
 # the paper config at toy size, by overrides only: 1 epoch, 32 test images (n_train stays 0: all of the 40 written),
 # batch 32 (and a PID projection small enough for it), 1 seed, the CPU in fp32 without torch.compile
-TOY = dict(epochs=1, n_test=32, batch_size=32, pid_proj_dim=8, linear_epochs=1, semi_epochs=1, eval_every=0,
+TOY = dict(epochs=1, n_test=32, batch_size=32, pid_proj_dim=8, linear_epochs=1, semi_steps=2, semi_lrs="0.1", eval_every=0,
            checkpoint_every=1, compile=False, device="cpu", precision="fp32")
 
 
