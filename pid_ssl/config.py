@@ -191,7 +191,8 @@ def check_value(name: str, value, where: str = "") -> tuple[object, str | None]:
     if not ok: return value, (f"{at}{name} = {value!r} is a {type(value).__name__}; {name} is `{_type_name(f)}` "
                               f"(default {f.default!r}): {f.metadata['help']}")
     problem = _value_problem(f, value)
-    return value, None if problem is None else f"{at}{name} = {value!r} {problem} ({f.metadata['help']})"
+    if problem is None: return value, None
+    return value, f"{at}{name} = {value!r} {problem}" + ("" if f.metadata.get("choices") else f" ({f.metadata['help']})")  # choices say it all
 
 def check_fields(values: dict, where: str = "") -> tuple[dict, list[str]]:
     "Coerced values and one message per unknown or mistyped parameter."
@@ -369,7 +370,7 @@ def find_config(config: str | Path,  # a name in configs/ ('demo'; see `repo_dir
     raise ConfigError(f"no config {str(config)!r} in {folder}{suggest(config, names)}; available: {', '.join(names)}.")
 
 # %% ../nbs/02_config.ipynb #01a58c27
-REPRO_IMPORTS = ("papermill", "nbformat", "ipykernel", "pandas", "scipy", "matplotlib", "seaborn")  # the `repro` extra (settings.ini), by import name
+REPRO_IMPORTS = ("papermill", "nbformat", "ipykernel", "pandas", "scipy", "matplotlib", "seaborn", "statsmodels")  # the `repro` extra (settings.ini), by import name
 
 def require_repro() -> None:
     "Refuse in one line (a `UserError`) when a package of the `repro` extra is not installed."

@@ -355,14 +355,22 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
 
 
 # %% ../nbs/10_runner.ipynb #217011f9
+_QUIET_ON_STOP = ("papermill", "traitlets")  # the kernel client's loggers: the kernel's death as the runner stops it is no news
+
 @contextmanager
 def _interrupt_on_sigterm():
-    "While inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does (main thread only; elsewhere nothing changes)."
+    """While inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does, and after either one the kernel client's shutdown
+    messages are silenced (main thread only; elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread(): yield; return
-    def _raise(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
-    old = signal.signal(signal.SIGTERM, _raise)
+    loggers = [logging.getLogger(n) for n in _QUIET_ON_STOP]; was = [g.disabled for g in loggers]
+    def _raise(signum, frame):
+        for g in loggers: g.disabled = True
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGINT)}
     try: yield
-    finally: signal.signal(signal.SIGTERM, old)
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        for g, w in zip(loggers, was): g.disabled = w
 
 EXAMPLES = ["pid_ssl_reproduce cpu                                     # every run, one after another, then the tables and figures",
             "pid_ssl_reproduce cpu --reevaluate                        # no training: every finished run evaluated again from its backbone",
@@ -416,6 +424,7 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     with _interrupt_on_sigterm():
         try: return run_command("pid_ssl_reproduce", run, a.debug)
         except KeyboardInterrupt:
+            logging.getLogger("asyncio").disabled = True  # the stopped kernel's pending reply, reported as this process exits
             again = " ".join(["pid_ssl_reproduce", *(sys.argv[1:] if argv is None else argv)])
             print(f"pid_ssl_reproduce: interrupted. Finished runs are kept and an unfinished one resumes from its last "
                   f"checkpoint: run `{again}` again to go on.", file=sys.stderr, flush=True)

@@ -69,11 +69,12 @@ def _dist_setup(device: torch.device) -> tuple[int, int, torch.device]:
 
 # %% ../nbs/09_train.ipynb #337ba67b
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-    "BatchNorm over the global batch of all processes (works on gloo/CPU); plain BatchNorm outside DDP."
+    "BatchNorm over the global batch of all processes (works on gloo/CPU); plain BatchNorm outside DDP or when `local`."
+    local = False  # True: this process's batch only (evaluation runs on the first process alone: no collective may wait)
     def _check_input_dim(self, x):
         if x.dim() not in (2, 3, 4, 5): raise ValueError(f"expected a 2D-5D input, got {x.dim()}D")
     def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if self.local or not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
         dims = [0] + list(range(2, x.dim()))
@@ -353,6 +354,8 @@ def evaluate_frozen(c: RunConfig,  # the run's configuration: knn_k, linear prob
     # the run's memory format, whatever the network arrives in (a loaded backbone is contiguous): convolutions then sum
     # in the same order as in training, so that evaluating a saved backbone again gives exactly the same numbers
     bb = copy.deepcopy(backbone).to(device, memory_format=torch.channels_last if c.channels_last else torch.contiguous_format)
+    for m in bb.modules():  # only the first process evaluates: its BatchNorm statistics are its own
+        if isinstance(m, GlobalBatchNorm): m.local = True
     recalibrate_bn_on_images(bb, xl, meta["mean"], meta["std"], c.image_size, device=device)
     f, ft = (extract_features(bb, x, meta["mean"], meta["std"], device=device, size=c.image_size, amp=amp) for x in (xl, xt))
     res = knn_classify(f, yl, ft, yt, ks=tuple(int(k) for k in c.knn_k.split(",") if k.strip()), T=0.1,

@@ -97,7 +97,7 @@ def test_bench_user_error(tmp_path):
     for cmd in (BENCH, [sys.executable, "-m", "pid_ssl.bench"]):
         p = subprocess.run(cmd + ["--device", "cpu", "--precision", "fp16"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
         assert (p.returncode, p.stdout) == (2, ""), p.stderr[-3000:]
-        assert p.stderr == "pid_ssl_bench: error: precision='fp16' is not one of 'auto', 'bf16', 'fp32'.\n", p.stderr
+        assert p.stderr == "pid_ssl_bench: error: command line: precision = 'fp16' is not one of 'auto', 'bf16', 'fp32' (did you mean 'bf16'?)\n", p.stderr
     p = subprocess.run(BENCH + ["--device", "cpu", "--precision", "fp16", "--debug"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "Traceback (most recent call last)" in p.stderr and "fp16" in p.stderr
     p = subprocess.run(BENCH + ["--workers", "0,x"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)

@@ -62,7 +62,7 @@ def test_index_runs_cell_by_cell_as_nbdev_does():
     nb = read_nb(NBS / "index.ipynb")
     NBProcessor(nb=nb, procs=[])  # parses each cell's `#|` directives, which _do_eval reads
     cells = [c for c in nb.cells if c.cell_type == "code" and _do_eval(c)]
-    assert len(cells) >= 2, "index.ipynb has no import cells?"
+    assert cells, "index.ipynb has no import cell?"
     old = Path.cwd(); os.chdir(NBS)
     try:
         shell = CaptureShell()

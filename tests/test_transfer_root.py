@@ -21,8 +21,8 @@ def test_transfer_reads_the_runs_root(tmp_path, monkeypatch):
     root = tmp_path / "datasets"
     write_cifar(root, "cifar100", n_train=200, n_test=100)
     cfg = RunConfig(dataset="cifar10", root=str(root), transfer="cifar100", image_size=16, linear_epochs=2, device="cpu")
-    m = _transfer(cfg, _backbone(), torch.device("cpu"))
+    m = _transfer(cfg, _backbone(), dict(channels=3), torch.device("cpu"))  # meta: the pretraining data's channels
     assert {"transfer_linear_top1", "transfer_knn20_top1"} <= set(m), sorted(m)
     assert all(0 <= m[k] <= 100 for k in ("transfer_linear_top1", "transfer_knn20_top1"))
     with pytest.raises(Exception, match="cifar100 .* was not found"):  # the same run without its root: the loader names what it misses
-        _transfer(RunConfig(dataset="cifar10", transfer="cifar100", image_size=16, linear_epochs=2, device="cpu"), _backbone(), torch.device("cpu"))
+        _transfer(RunConfig(dataset="cifar10", transfer="cifar100", image_size=16, linear_epochs=2, device="cpu"), _backbone(), dict(channels=3), torch.device("cpu"))
