@@ -13,7 +13,7 @@ import sys
 class UserError(Exception):
     "pid_ssl's refusals of what a user asked for; the message says how to go on."
 
-USER_ERRORS = (UserError, ValueError, OSError, FloatingPointError)  # what the commands print as one line
+USER_ERRORS = (UserError, OSError)  # what the commands print as one line: pid_ssl's refusals and the machine's
 
 def add_debug_flag(p: argparse.ArgumentParser,  # a command's parser
                   ) -> argparse.ArgumentParser:

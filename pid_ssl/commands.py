@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from .cli import run_command
-from .config import RunConfig, opt, config_parser, config_from_args, add_field_options
+from .config import ConfigError, RunConfig, opt, config_parser, config_from_args, add_field_options
 
 # %% ../nbs/02a_commands.ipynb #e3a3917d
 def _parse_then_run(parser: argparse.ArgumentParser,  # the command's torch-free parser
@@ -67,11 +67,11 @@ class BenchOptions:
         self.pipelines, self.workers = tuple(self.pipelines), tuple(self.workers)
         for k in ("steps", "repeats", "warmup", "threads"):
             v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0: raise ValueError(f"{k} must be a non-negative integer, got {v!r}.")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0: raise ConfigError(f"{k} must be a non-negative integer, got {v!r}.")
         if not self.pipelines or set(self.pipelines) - {"ours", "usual"}:
-            raise ValueError(f"pipelines {list(self.pipelines)}: use ours and/or usual (e.g. --pipelines ours,usual).")
+            raise ConfigError(f"pipelines {list(self.pipelines)}: use ours and/or usual (e.g. --pipelines ours,usual).")
         if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in self.workers):
-            raise ValueError(f"workers must be non-negative integers (e.g. --workers 0,2), got {list(self.workers)}.")
+            raise ConfigError(f"workers must be non-negative integers (e.g. --workers 0,2), got {list(self.workers)}.")
 
 # %% ../nbs/02a_commands.ipynb #edf756a1
 BENCH_DESCRIPTION = """Time the pretraining step fit runs (both views and the target view forward, the method's loss

@@ -343,12 +343,12 @@ def repo_dir(repo: str | Path | None = None,  # a checkout; default: $PID_SSL_RE
     if given := repo or os.environ.get("PID_SSL_REPO"):
         root = Path(given).expanduser().resolve()
         if _has_repro_files(root): return root
-        raise FileNotFoundError(f"No configs/ and nbs/experiments/ under {root} (given as {'repo' if repo else '$PID_SSL_REPO'}): "
+        raise ConfigError(f"No configs/ and nbs/experiments/ under {root} (given as {'repo' if repo else '$PID_SSL_REPO'}): "
                                 "point it at a pid_ssl clone (installed with `pip install -e .`), or unset it to use the "
                                 "configs and notebooks installed with pid_ssl.")
     for root in (packaged_dir().parents[1], packaged_dir()):
         if _has_repro_files(root): return root
-    raise FileNotFoundError(f"pid_ssl's configs and notebooks are neither in a checkout above {packaged_dir().parent} nor in "
+    raise ConfigError(f"pid_ssl's configs and notebooks are neither in a checkout above {packaged_dir().parent} nor in "
                             f"{packaged_dir()}: reinstall pid_ssl, or set PID_SSL_REPO=/path/to/a/clone.")
 
 def default_results(root: Path,  # from `repo_dir`

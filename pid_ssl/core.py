@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ConfigError
 from .files import atomic_write_bytes
 
 # %% ../nbs/03_core.ipynb #ac327eec
@@ -45,8 +46,8 @@ def get_device(device: str | torch.device = "auto",  # 'auto', 'cpu', 'cuda' or 
     if name == "cpu": return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={name!r} was asked for but torch sees no CUDA GPU here "
-                               f"(torch {torch.__version__}); use device='cpu' or 'auto'.")
+            raise ConfigError(f"device={name!r} was asked for but torch sees no CUDA GPU here "
+                              f"(torch {torch.__version__}); use device='cpu' or 'auto'.")
         return torch.device(name)
     raise ValueError(f"Unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
 

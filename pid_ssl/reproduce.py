@@ -25,7 +25,7 @@ from pathlib import Path
 from .cli import run_command, command_parser, list_action
 from .files import read_json
 from .layout import METRICS, finished_run_dirs, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
-from .lock import lock_holder, busy_message
+from .lock import RunLockedError, busy_message, lock_holder
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest, identity_diff, default_results, require_repro)
 
@@ -238,7 +238,7 @@ def execute_run(notebook: str | Path,  # the experiment notebook
     if (out / METRICS).is_file(): return "skipped"
     if lock_holder(out) is not None: return "busy"
     try: run_notebook(Path(notebook), out / "executed.ipynb", params, kernel_name, log_output)
-    except Exception as e: return "busy" if getattr(e, "ename", "") == "RunLockedError" else error_line(e)
+    except Exception as e: return "busy" if getattr(e, "ename", "") == RunLockedError.__name__ else error_line(e)  # raised in the kernel: known by its name
     return "ok" if (out / METRICS).is_file() else f"no {METRICS} written"
 
 # %% ../nbs/10_runner.ipynb #2033ccf0
