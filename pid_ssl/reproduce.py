@@ -294,9 +294,9 @@ def _launcher(plan: Plan, launcher: str, opts: dict):
 def _set_aside(plan: Plan, r: Run, echo) -> Path:
     "Move a stale run folder out of the runs the tables read, to results/stale/<config>/<run_id>-<time>/."
     dest = stale_dir(plan.results, plan.cfg.name) / f"{r.run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    why = _differences(r.stale_keys())  # read before the folder moves
     dest.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(r.out_dir), str(dest))
-    echo(f"{r.run_id}: made with another configuration ({_differences(r.stale_keys() if r.out_dir.exists() else {})}), "
-         f"moved to {dest}; it runs again")
+    echo(f"{r.run_id}: made with another configuration ({why}), moved to {dest}; it runs again")
     return dest
 
 def reevaluate_runs(plan: Plan, echo=print) -> dict:
