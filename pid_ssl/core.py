@@ -100,7 +100,7 @@ def env_info(repo_dir: str | Path | None = None,  # a folder inside the git chec
     here = globals().get("__file__")
     repo_dir, dev = str(repo_dir or (Path(here).resolve().parent if here else Path.cwd())), torch.device(device)
     cuda = torch.cuda.is_available()
-    return dict(git_sha=_git("rev-parse", "--verify", "-q", "HEAD", cwd=repo_dir), git_dirty=bool(_git("status", "--porcelain", "--untracked-files=no", cwd=repo_dir)),
+    return dict(git_sha=_git("rev-parse", "--verify", "-q", "HEAD", cwd=repo_dir), git_dirty=bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)results", cwd=repo_dir)),
                 python=sys.version.split()[0], platform=platform.platform(), packages={p: _version(p) for p in _PACKAGES},
                 cpu=platform.processor() or platform.machine(), cpu_model=cpu_model(), cpu_count=os.cpu_count(),
                 cpu_capability=torch.backends.cpu.get_cpu_capability(), torch_threads=torch.get_num_threads(),
