@@ -787,6 +787,18 @@ def protocol_counts(results: str | Path,  # a results folder
     runs = load_runs(results, config)
     return len(runs), int(runs[PRESENT_PROTOCOL_KEY].notna().sum()) if PRESENT_PROTOCOL_KEY in runs else 0
 
+def _power_note(t: pd.DataFrame) -> str:
+    "What a count of Holm survivors can say with few seeds: the |t| Holm's first threshold needs, and the gaps in test-set SEs."
+    n, N = int(t.n_paired.min()), len(t)
+    if n < 2 or not N: return ""
+    from scipy import stats
+    need = stats.t.ppf(1 - ALPHA / N / 2, n - 1)  # two-sided paired t-test at Holm's first threshold ALPHA / N
+    se = (t.delta / t.se_test).replace([np.inf, -np.inf], np.nan).dropna()
+    return (f" With {n} seeds per setting the paired t-test has {n - 1} degree{'s' if n > 2 else ''} of freedom and Holm's first "
+            f"threshold over these {N} tests is p < {ALPHA / N:.2g}: a gap passes it only if it is more than {need:.0f} times its "
+            f"standard error over seeds. The count says how alike the gaps are from seed to seed, not how large they are"
+            + (f"; against the test set's SE the gaps are {se.min():.0f} to {se.max():.0f} SEs." if len(se) else "."))
+
 def reading_lines(tables: str | Path,  # results/tables/<config>
                  ) -> str:
     "The README's reading of a config's tables: trained vs random, the spread between settings, the tests that survive Holm, C4."
@@ -796,6 +808,7 @@ def reading_lines(tables: str | Path,  # results/tables/<config>
         r = _tested(t["ref"]).groupby("metric", sort=False).agg(up=("up", "sum"), n=("up", "size"), lo=("delta", "min"), hi=("delta", "max"))
         out.append("- *Training against the untrained network:* " + "; ".join(
             f"{_label(m)} {int(x.up)} of {int(x.n)} trained settings higher after Holm (gaps {x.lo:+.2f} to {x.hi:+.2f} points)" for m, x in r.iterrows()) + ".")
+        out[-1] += _power_note(_tested(t["ref"]))
     ratio = lambda g, d: f" ({d / g.se_test.mean():.1f} times the test set's SE)" if g.se_test.mean() > 0 else ""  # no SE at 0 or 100 %
     spread = [f"{_label(m)} {(d := g['mean'].max() - g['mean'].min()):.2f} points{ratio(g, d)}" for m in ("linear_top1", "knn200_top1")
               if len(g := tm[tm.metric == m])]
