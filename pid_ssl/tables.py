@@ -12,9 +12,9 @@ __all__ = ['METRIC_LABELS', 'REFERENCE', 'ALPHA', 'SPLIT_PAIRS', 'DOWNSTREAM', '
            'label_estimators_in', 'table_c4', 'table_c4_estimators', 'c4_reading', 'table_c4_spearman',
            'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares', 'reached_shares',
            'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure', 'setting_palette',
-           'verdict', 'run_summary', 'claim_lines', 'survivors_line', 'comparison_lines', 'protocol_counts',
-           'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines', 'args_diff', 'config_note',
-           'pid_weight_rows']
+           'verdict', 'run_summary', 'same_tests', 'claim_lines', 'survivors_line', 'comparison_lines',
+           'protocol_counts', 'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines', 'args_diff',
+           'config_note', 'pid_weight_rows']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 import io
@@ -667,6 +667,14 @@ def _c3_lines(c3: pd.DataFrame, rank: pd.DataFrame | None) -> str:
         or f"none with a raw p < {ALPHA:g}") + ".")
     return "\n".join(out)
 
+def same_tests(rho: pd.DataFrame,  # `table_c4_spearman`'s numbers
+              ) -> list:
+    "Groups of label estimators whose ρ and p agree in every test (the same Red − Syn, up to rounding)."
+    groups = {}
+    for e, g in rho.groupby("estimator", sort=False):
+        groups.setdefault(tuple(np.nan_to_num(g[["spearman_rho", "p"]].to_numpy(float), nan=9.0).round(6).ravel()), []).append(e)
+    return [g for g in groups.values() if len(g) > 1]
+
 def _c4_lines(rho: pd.DataFrame, est: pd.DataFrame | None) -> str:
     "C4: per label estimator, ρ per family and pooled with its reading; which estimators respect H(Y)."
     out = ["- **C4 (better methods show lower label Red − Syn; the claim predicts ρ < 0):** Spearman's ρ between each estimator's "
@@ -676,6 +684,12 @@ def _c4_lines(rho: pd.DataFrame, est: pd.DataFrame | None) -> str:
         out.append(f"  - {e}: " + "; ".join(f"{r.scope} vs {_label(r.y)} ρ = {'n/a' if r.spearman_rho != r.spearman_rho else f'{r.spearman_rho:+.2f}'} "
                                              f"(n = {int(r.n)}, p {_pstr(r.p)}, Holm p {_pstr(r.p_holm)})" for r in g.itertuples())
                    + f" — supports in {k.get('supports', 0)}, contradicts in {k.get('contradicts', 0)}, neither in {k.get('neither', 0)} of {len(g)}.")
+    for same in same_tests(rho):
+        out.append(f"  - Label Red − Syn is the co-information I(Y; Z1) + I(Y; Z2) − I(Y; Z1, Z2) under every PID, so it depends only on an "
+                   f"estimator's three mutual informations: {', '.join(same[:-1])} and {same[-1]} share them"
+                   + (" (plug-in MIs of the same k-means codes)" if set(same) <= {"broja", "ccs", "disc"} else "")
+                   + f" and give the same ρ in every test — one test counted {len(same)} times, which makes Holm over the "
+                   f"{len(rho)} tests stricter than needed (their Red and Syn themselves differ: `table_c4_pid`).")
     if est is not None and not est.empty:
         b = est.set_index("estimator")
         out.append(f"  - Bounds: H(Y) = {b['H(Y) (nats)'].iloc[0]:.3f} nats. " + "; ".join(
