@@ -13,8 +13,8 @@ __all__ = ['METRIC_LABELS', 'REFERENCE', 'ALPHA', 'SPLIT_PAIRS', 'DOWNSTREAM', '
            'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares', 'reached_shares',
            'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure', 'setting_palette',
            'verdict', 'run_summary', 'same_tests', 'claim_lines', 'survivors_line', 'comparison_lines',
-           'protocol_counts', 'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines', 'args_diff',
-           'config_note', 'pid_weight_rows']
+           'protocol_counts', 'semi_lr_line', 'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines',
+           'args_diff', 'config_note', 'pid_weight_rows']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 import io
@@ -800,6 +800,25 @@ def protocol_counts(results: str | Path,  # a results folder
     "(finished runs, of which evaluated with the present protocol) of a config."
     runs = load_runs(results, config)
     return len(runs), int(runs[PRESENT_PROTOCOL_KEY].notna().sum()) if PRESENT_PROTOCOL_KEY in runs else 0
+
+def semi_lr_line(runs: pd.DataFrame,  # runs (`load_runs`)
+                ) -> str:
+    "How often each semi-supervised learning rate was chosen on held-out labels, per label fraction, and how often the grid's largest."
+    cols = sorted((c for c in runs if re.fullmatch(r"semi\d+_lr", c)), key=lambda c: int(c[4:-3]))
+    if not cols or "semi_lrs" not in runs: return ""
+    parts, tops, n, largest = [], 0, 0, set()
+    for c in cols:
+        v = runs[c].dropna()
+        if v.empty: continue
+        grid_max = [max(float(x) for x in str(g).split(",")) for g in runs.loc[v.index, "semi_lrs"]]
+        top = int(sum(float(lr) >= m for lr, m in zip(v, grid_max))); tops += top; n += len(v); largest |= set(grid_max)
+        parts.append(f"{c[4:-3]} % labels: " + ", ".join(f"{lr:g} in {k}" for lr, k in v.value_counts().sort_index().items())
+                     + f" of {len(v)} runs (the grid's largest in {top})")
+    if not parts: return ""
+    return ("- *Semi-supervised learning rates,* chosen on held-out labels: " + "; ".join(parts) + "."
+            + (f" The grid's largest rate ({', '.join(f'{x:g}' for x in sorted(largest))}) was chosen in {tops} of {n} fine-tunings: the "
+               "best rate may lie above the grid, so the fine-tuned accuracies are what this grid reaches, not the best that "
+               "fine-tuning can; the frozen probe on the same labels stands beside them." if tops else ""))
 
 def _power_note(t: pd.DataFrame) -> str:
     "What a count of Holm survivors can say with few seeds: the |t| Holm's first threshold needs, and the gaps in test-set SEs."
