@@ -6,7 +6,8 @@
 __all__ = ['extract_features', 'knn_classify', 'linear_probe_logits', 'linear_probe', 'balanced_indices', 'holdout_mask',
            'select_linear_probe', 'recalibrate_bn', 'recalibrate_bn_on_images', 'semi_supervised', 'evaluate_backbone',
            'transfer_probe', 'view_features', 'label_pid_features', 'label_entropy', 'probe_cross_entropy',
-           'usable_information', 'kmeans', 'discrete_label_pid', 'label_information']
+           'usable_information', 'kmeans', 'broja_solvable', 'broja_atoms', 'debias', 'discrete_label_pid',
+           'label_information']
 
 # %% ../nbs/08_evaluate.ipynb #914d7901
 import copy
@@ -426,18 +427,38 @@ def kmeans(x: torch.Tensor,  # [N, F] points
         c = new
     return c.float()
 
+_ATOMS = (("redundancy", ((0,), (1,))), ("unique1", ((0,),)), ("unique2", ((1,),)), ("synergy", ((0, 1),)))
+
+def broja_solvable(d) -> bool:
+    "Whether dit's exponential-cone program for BROJA (ECOS) gives an answer that passes dit's own feasibility check."
+    from dit.algorithms.broja_cone import broja_cone_solve
+    try: return bool(broja_cone_solve(d, [[0], [1]], [2])[1]["converged"])
+    except RuntimeError: return False  # ECOS found no solution at all
+
+def broja_atoms(d) -> dict:
+    "BROJA's atoms (nats) of a dit distribution of (source 1, source 2, target) by its cone program, each None where it is not solved."
+    from dit.pid import PID_BROJA
+    if not broja_solvable(d): return {f"broja_{key}": None for key, _ in _ATOMS}  # dit would go on to a scipy search: see above
+    p = PID_BROJA(d, [[0], [1]], [2], method="cone")
+    return {f"broja_{key}": float(p.get_pi(atom)) * math.log(2) for key, atom in _ATOMS}
+
+def debias(raw: dict, bias: list) -> dict:
+    "Each estimate minus its mean over the shuffled-label estimates; None where it or any shuffle's is unsolved."
+    unsolved = lambda k, v: v is None or any(b[k] is None for b in bias)
+    return {k: None if unsolved(k, v) else v - sum(b[k] for b in bias) / max(1, len(bias)) for k, v in raw.items()}
+
 def _dit_pid(counts: np.ndarray) -> dict:
-    "BROJA and I_ccs PIDs (nats) and the three mutual informations of a count table [k1, k2, C] of (source 1, source 2, target)."
+    """BROJA and I_ccs PIDs (nats) and the three mutual informations of a count table [k1, k2, C] of (source 1, source 2, target).
+    BROJA's atoms are None where its cone program is not solved (`broja_solvable`)."""
     import dit
-    from dit.pid import PID_BROJA, PID_CCS
+    from dit.pid import PID_CCS
     from dit.shannon import mutual_information as mi
     idx = np.nonzero(counts)
     d = dit.Distribution([tuple(int(v) for v in o) for o in zip(*idx)], counts[idx] / counts.sum())
-    out, nats = {}, math.log(2)
-    for name, P, kw in (("broja", PID_BROJA, dict(method="cone")), ("ccs", PID_CCS, {})):  # BROJA as a convex cone program (ECOS)
-        p = P(d, [[0], [1]], [2], **kw)
-        for key, atom in (("redundancy", ((0,), (1,))), ("unique1", ((0,),)), ("unique2", ((1,),)), ("synergy", ((0, 1),))):
-            out[f"{name}_{key}"] = float(p.get_pi(atom)) * nats
+    out, nats = broja_atoms(d), math.log(2)
+    p = PID_CCS(d, [[0], [1]], [2])
+    for key, atom in _ATOMS:
+        out[f"ccs_{key}"] = float(p.get_pi(atom)) * nats
     out.update(disc_mi1=mi(d, [0], [2]) * nats, disc_mi2=mi(d, [1], [2]) * nats, disc_joint=mi(d, [0, 1], [2]) * nats)
     return out
 
@@ -452,7 +473,7 @@ def discrete_label_pid(c1: torch.Tensor, c2: torch.Tensor,  # [N] cluster of eac
     table = lambda yy: np.bincount(((c1 * shape[1] + c2) * shape[2] + yy).numpy(), minlength=int(np.prod(shape))).reshape(shape)
     raw = _dit_pid(table(y))
     bias = [_dit_pid(table(y[torch.randperm(len(y), generator=g)])) for _ in range(shuffles)]
-    return {k: v - sum(b[k] for b in bias) / max(1, len(bias)) for k, v in raw.items()}
+    return debias(raw, bias)
 
 # %% ../nbs/08_evaluate.ipynb #7c30f199
 def label_information(backbone: nn.Module,  # frozen backbone
