@@ -30,3 +30,22 @@ def test_committed_demo_run_reevaluates_exactly(tmp_path):
     differ = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if k not in TIMING_KEYS and old.get(k) != new.get(k)}
     assert differ == {}, differ
     assert len(old) > 60 and "label_vi_joint" in old and "semi10_top1" in old  # the present protocol's metrics, all compared
+
+
+@pytest.mark.parametrize("config", ["demo", "cpu"])
+def test_committed_study_is_its_config(config):
+    """Every run a study's config plans is committed, finished with the configuration the config asks for now (not stale),
+    and its backbone matches its checksum; no run folder is committed that the config does not plan. An edit to the
+    config that would change a run shows here as a stale run, before anyone reads the tables as the config's."""
+    from pid_ssl.reproduce import prepare
+    from pid_ssl.rundir import load_backbone
+    plan = prepare(config)
+    planned = {r.run_id: r for r in plan.runs}
+    folder = Path(__file__).resolve().parents[1] / "results" / "runs" / config
+    committed = {d.name for d in folder.iterdir() if d.is_dir()}
+    assert committed - set(planned) == set(), f"run folders {config} does not plan: {sorted(committed - set(planned))}"
+    not_done = {k: r.state for k, r in planned.items() if r.state != "finished"}
+    assert not_done == {}, {k: (v, planned[k].stale_keys() if v == "stale" else None) for k, v in not_done.items()}
+    for r in plan.runs:
+        bb, cfg = load_backbone(r.out_dir)  # BackboneFileError unless its tensors match the checksum written with them
+        assert cfg["arch"] == r.config.arch and sum(p.numel() for p in bb.parameters()) > 0
