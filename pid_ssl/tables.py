@@ -838,10 +838,11 @@ def reading_lines(tables: str | Path,  # results/tables/<config>
     t, out = _read_tables(tables), []
     tm = t["c3"][t["c3"].family != REFERENCE]
     if "ref" in t:
-        r = _tested(t["ref"]).groupby("metric", sort=False).agg(up=("up", "sum"), n=("up", "size"), lo=("delta", "min"), hi=("delta", "max"))
+        ref = _tested(t["ref"])
+        r = ref.groupby("metric", sort=False).agg(up=("up", "sum"), n=("up", "size"), lo=("delta", "min"), hi=("delta", "max"))
         out.append("- *Training against the untrained network:* " + "; ".join(
             f"{_label(m)} {int(x.up)} of {int(x.n)} trained settings higher after Holm (gaps {x.lo:+.2f} to {x.hi:+.2f} points)" for m, x in r.iterrows()) + ".")
-        out[-1] += _power_note(_tested(t["ref"]))
+        out[-1] += _power_note(ref)
     ratio = lambda g, d: f" ({d / g.se_test.mean():.1f} times the test set's SE)" if g.se_test.mean() > 0 else ""  # no SE at 0 or 100 %
     spread = [f"{_label(m)} {(d := g['mean'].max() - g['mean'].min()):.2f} points{ratio(g, d)}" for m in ("linear_top1", "knn200_top1")
               if len(g := tm[tm.metric == m])]
