@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RUN_PARAMS', 'LAUNCHERS', 'LAUNCH_OPTIONS', 'EXAMPLES', 'notebook_params', 'Run', 'plan_runs', 'run_notebook',
            'error_line', 'eta', 'Plan', 'prepare', 'check_kernel', 'describe', 'run_params', 'execute_run',
-           'execute_runs', 'execute_paper', 'reevaluate_runs', 'reproduce', 'main']
+           'execute_runs', 'execute_paper', 'reevaluate_runs', 'check_runs', 'reproduce', 'main']
 
 # %% ../nbs/10_runner.ipynb #0f11062c
 import argparse
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .cli import run_command, command_parser, list_action
 from .files import read_json
-from .layout import METRICS, finished_run_dirs, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
+from .layout import METRICS, needs_check, finished_run_dirs, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
 from .lock import RunLockedError, busy_message, lock_holder
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest, identity_diff, default_results, require_repro)
@@ -312,6 +312,19 @@ def reevaluate_runs(plan: Plan, echo=print) -> dict:
              f"{_hms(time.perf_counter() - t)} | elapsed {_hms(time.perf_counter() - t0)}")
     return status
 
+def check_runs(plan: Plan, echo=print, force: bool = False) -> dict:
+    "The manipulation check (`pid_ssl.manipulation`) of every finished run of `plan` that lacks it: {run_id: status}."
+    todo = [r for r in plan.runs if r.done and (force or needs_check(r.out_dir))]
+    if not todo: return {}
+    from pid_ssl.manipulation import manipulation_check
+    status, t0 = {}, time.perf_counter()
+    for k, r in enumerate(todo, 1):
+        try: manipulation_check(r.out_dir, device=r.config.device, force=force); status[r.run_id] = "ok"
+        except Exception as e: status[r.run_id] = error_line(e)
+        echo(f"[{k}/{len(todo)}] {r.run_id} manipulation check {'done' if status[r.run_id] == 'ok' else 'FAILED'} | "
+             f"elapsed {_hms(time.perf_counter() - t0)}")
+    return status
+
 def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_cifar10, ...) or a YAML path
               only: list | None = None,  # run only these settings
               seeds: list | None = None,  # override the config's seeds
@@ -342,12 +355,14 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
     plan = dataclasses.replace(plan, runs=[r for r in plan.runs if r.run_id not in held])
     if reevaluate: runs = reevaluate_runs(plan, echo)
     else: runs = runner.execute(kernel_name, log_output, echo) if runner else execute_runs(plan, kernel_name, log_output, echo)
+    checks = check_runs(plan, echo, force=reevaluate)  # the views' PID after training, on held-out train images
     finished = bool(finished_run_dirs(plan.results, plan.cfg.name))
     if paper and held: echo(f"paper notebooks not executed: {len(held)} finished run(s) were made with another configuration, and "
                             "the tables would publish them as this one's")
     papers = execute_paper(plan, kernel_name, log_output, echo) if paper and finished and not held else {}
     runs.update(held)
-    failed = [f"run {k}: {v}" for k, v in runs.items() if v not in ("ok", "skipped", "busy")] + [f"paper {k}: {v}" for k, v in papers.items() if v != "ok"]
+    failed = [f"run {k}: {v}" for k, v in runs.items() if v not in ("ok", "skipped", "busy")] + [f"paper {k}: {v}" for k, v in papers.items() if v != "ok"] \
+        + [f"manipulation check {k}: {v}" for k, v in checks.items() if v != "ok"]
     echo(f"{sum(v == 'ok' for v in runs.values())} {'re-evaluated' if reevaluate else 'ran'}, {sum(v == 'skipped' for v in runs.values())} skipped, {len(failed)} failed"
          + (f", {busy} in use by another process (left to it)" if (busy := sum(v == "busy" for v in runs.values())) else "")
          + "".join(f"\n  FAILED {f}" for f in failed))
