@@ -119,6 +119,12 @@ class PIDConfig:
     pid_proj_dim: int = opt(64, "PID estimated on random orthonormal projections to this many dims (0: full)", low=0)
     pid_per_dim: bool = opt(False, "per-dimension PID variant instead of projections")
     pid_log_every: int = opt(1, "steps between PID diagnostics (target forward + gradient norms) of a method without the PID term in its loss", low=1)
+    pid_proj_refresh: int = opt(1, "steps a random PID projection is kept (1: a fresh one every step; 0: one for the whole run)", low=0)
+    pid_ridge: float = opt(1e-4, "ridge added to the PID's correlation matrices (shrinkage towards independence)", low=0)
+    pid_share: Optional[float] = opt(None, "hold each PID term's gradient at this share of the base loss's, every step (beta, gamma > 0 "
+                                     "then only switch the terms on; None: fixed beta, gamma)", check=_positive_finite)
+    pid_log_aligned: bool = opt(False, "history's PID terms and gradient norms averaged over the diagnostic steps only (every "
+                                "pid_log_every-th step), the same steps in every arm")
 
 @dataclass
 class EvalConfig:
@@ -221,10 +227,17 @@ def _combination_problems(c: "RunConfig") -> list[str]:
     errs = []
     try: method_weights(c.method, c.beta, c.gamma, c.stage1_frac, c.ramp_frac, c.bt_scale)
     except ValueError as e: errs.append(str(e))
-    if c.pid_proj_dim and 3 * c.pid_proj_dim >= c.batch_size:
+    if c.pid_proj_dim and 3 * c.pid_proj_dim >= c.batch_size and c.pid_ridge < 0.01:
         errs.append(f"pid_proj_dim={c.pid_proj_dim} is too large for batch_size={c.batch_size}: the Gaussian PID estimates a "
                     f"covariance of 3*pid_proj_dim dims from the batch (keep 3*pid_proj_dim well below the batch; e.g. "
-                    f"pid_proj_dim={max(1, c.batch_size // 8)}).")
+                    f"pid_proj_dim={max(1, c.batch_size // 8)}; or shrink it with pid_ridge >= 0.01).")
+    if c.pid_share is not None:
+        w = method_weights(c.method, c.beta, c.gamma, c.stage1_frac, c.ramp_frac, c.bt_scale) if not errs else {}
+        if w and not (w["beta"] or w["gamma"]):
+            errs.append(f"pid_share={c.pid_share} needs a method with a PID term; {c.method!r} has none (beta = gamma = 0).")
+        elif w and w["stage1_frac"] > 0:
+            errs.append(f"pid_share={c.pid_share} holds the PID term's share fixed, which a staged method's ramp cannot; use a "
+                        f"one-stage method (e.g. {c.method.replace('_staged', '_pid')}) or fixed beta, gamma.")
     if c.n_train and c.n_train < c.batch_size:
         errs.append(f"n_train={c.n_train} is fewer than batch_size={c.batch_size}: lower batch_size or raise n_train.")
     return errs

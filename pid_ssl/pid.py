@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PID_KEYS', 'zscore', 'logdet', 'gaussian_mi', 'random_projection', 'mmi_split', 'gaussian_pid', 'label_pid',
-           'pid_penalty', 'pid_objective', 'ProtocolSchedule', 'method_schedule']
+           'shared_projection', 'pid_penalty', 'pid_objective', 'ProtocolSchedule', 'method_schedule']
 
 # %% ../nbs/07_pid.ipynb #07b9d4fb
 import contextlib
@@ -180,7 +180,7 @@ def _base_fn(base: str):
         raise ValueError(f"Unknown base loss {base!r}: use one of {sorted(_BASE_LOSSES)}.")
     return _BASE_LOSSES[base]
 
-def _shared_projection(d: int, k: int, generator, device, dtype) -> torch.Tensor:
+def shared_projection(d: int, k: int, generator, device, dtype) -> torch.Tensor:
     "A random projection identical on all processes (process 0's draw is broadcast under DDP)."
     q = random_projection(d, k, generator, device=device, dtype=dtype)
     if world_size() > 1: dist.broadcast(q, src=0)
@@ -206,6 +206,7 @@ def pid_objective(z1: torch.Tensor,  # [batch, dim] view-1 embeddings (local row
                   ridge: float = 1e-4,  # ridge of the Gaussian MI estimates
                   generator: torch.Generator | None = None,  # random source of the projection
                   pid_grad: bool = False,  # keep the PID terms' graph when beta = gamma = 0 (gradient diagnostics)
+                  projection: torch.Tensor | None = None,  # a d×k projection held over several steps (None: a fresh draw)
                  ) -> dict:
     "L = L_base + beta·Red - gamma·Syn: dict(loss, base_loss, <base terms>, <PID terms>), PID on the global batch."
     out = _base_fn(base)(z1, z2, **(base_kwargs or {}))
@@ -215,10 +216,10 @@ def pid_objective(z1: torch.Tensor,  # [batch, dim] view-1 embeddings (local row
         return dict(loss=terms["base_loss"], **terms)
     with contextlib.nullcontext() if (beta or gamma or pid_grad) else torch.no_grad():
         g1, g2, gy = gather_batch(z1), gather_batch(z2), gather_batch(y.detach())
-        if proj_dim is not None and proj_dim < g1.shape[1]:
+        if projection is not None or (proj_dim is not None and proj_dim < g1.shape[1]):
             if gy.shape[1] != g1.shape[1]:
                 raise ValueError(f"pid_objective: y and z must have equal dimension for proj_dim, got {gy.shape[1]} and {g1.shape[1]}.")
-            q = _shared_projection(g1.shape[1], proj_dim, generator, g1.device, _out_dtype(g1))
+            q = projection if projection is not None else shared_projection(g1.shape[1], proj_dim, generator, g1.device, _out_dtype(g1))
             g1, g2, gy = (t.to(q.dtype) @ q for t in (g1, g2, gy))
         pid = gaussian_pid(gy, g1, g2, ridge=ridge, per_dim=per_dim)
     return dict(loss=terms["base_loss"] + pid_penalty(pid["redundancy"], pid["synergy"], beta, gamma), **terms, **pid)
