@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .files import read_json, read_jsonl
-from .layout import METRICS, finished_run_dirs, parse_run_id, run_dir, runs_dir
+from .layout import CHECK, METRICS, finished_run_dirs, parse_run_id, run_dir, runs_dir
 from .methods import METHODS
 
 # %% ../nbs/11_results.ipynb #e2d21bfb
@@ -36,13 +36,16 @@ _ID_COLS = ["config", "run_id", "setting", "seed", "method", "dataset"]
 def load_runs(results_dir: str | Path,  # the results folder (holding runs/<config>/)
               config: str,  # the config name
              ) -> pd.DataFrame:
-    "One row per finished run of `config`: config, run_id, setting, seed, method, dataset, params, metrics, path."
+    "One row per finished run of `config`: config, run_id, setting, seed, method, dataset, params, metrics, check, path."
     rows = []
     for run in finished_run_dirs(results_dir, config):
         setting, seed = parse_run_id(run.name)
         params = read_json(run / "params.json") if (run / "params.json").is_file() else {}
         nested = {f"{k}_{j}" if k != "args" else j: w for k, v in params.items() if isinstance(v, dict) for j, w in v.items()}
-        row = {"method": setting, "dataset": "", **_scalars(params), **_scalars(nested), **_scalars(read_json(run / METRICS))}
+        check = read_json(run / CHECK) if (run / CHECK).is_file() else {}  # the manipulation check: view_* and check_*
+        check = {(k if k.startswith("view_") else f"check_{k.removeprefix('check_')}"): v for k, v in check.items()}
+        row = {"method": setting, "dataset": "", **_scalars(params), **_scalars(nested), **_scalars(read_json(run / METRICS)),
+               **_scalars(check)}
         rows.append({**row, "config": config, "run_id": run.name, "setting": setting, "seed": row.get("seed", seed), "path": str(run)})
     df = pd.DataFrame(rows)
     df = df[_ID_COLS + [c for c in df.columns if c not in _ID_COLS]] if rows else pd.DataFrame(columns=_ID_COLS + ["path"])

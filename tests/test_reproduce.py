@@ -137,6 +137,26 @@ def test_cpu_only_paper_notebooks_on_example_runs(tmp_path):
     assert not (results / "tables").exists() and not (results / "figures").exists()  # out_dir wins over the layout's folders
 
 
+def test_estimation_notebooks_on_example_runs(tmp_path):
+    "The estimation tables and the two forest plots (cpu's paper list) on example runs laid out as the cpu study: every planned contrast, intervals that hold the estimate."
+    import pandas as pd
+    from pid_ssl.results import write_example_runs
+    from pid_ssl.report.statistics import analysis_plan
+    results, out = tmp_path / "results", tmp_path / "out"
+    write_example_runs(results, "cpu")
+    for name in ("table_estimates", "figure_contrasts", "figure_manipulation"):
+        run_notebook(ROOT / "nbs" / "paper" / f"{name}.ipynb", tmp_path / f"{name}.ipynb", dict(results_dir=str(results), config="cpu", out_dir=str(out)))
+    plan = analysis_plan("cpu")
+    con = pd.read_csv(out / "table_contrasts.csv")
+    metrics = [m for m in plan["metrics"] if m in load_runs(results, "cpu")]
+    assert len(con) == sum(map(len, plan["contrasts"].values())) * len(metrics)
+    assert ((con.lo <= con.delta) & (con.delta <= con.hi) & (con.lo <= con.lo_tost) & (con.hi_tost <= con.hi)).all()
+    assert set(con.verdict) <= {"higher", "lower", "inconclusive"} | {f"{s}within ±{plan['margin']:g}" for s in ("", "higher, ", "lower, ")}
+    for t in ("table_seed_effect", "table_headline", "table_power", "table_vs_random"): assert (out / f"{t}.md").stat().st_size > 100, t
+    assert (out / "figure_contrasts.png").stat().st_size > 1000
+    assert not (results / "tables").exists() and not (results / "figures").exists()
+
+
 def test_dry_run_writes_nothing(tmp_path, capsys):
     assert main(["smoke", "--dry-run", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
