@@ -843,10 +843,13 @@ def reading_lines(tables: str | Path,  # results/tables/<config>
         out.append("- *Training against the untrained network:* " + "; ".join(
             f"{_label(m)} {int(x.up)} of {int(x.n)} trained settings higher after Holm (gaps {x.lo:+.2f} to {x.hi:+.2f} points)" for m, x in r.iterrows()) + ".")
         out[-1] += _power_note(ref)
-    ratio = lambda g, d: f" ({d / g.se_test.mean():.1f} times the test set's SE)" if g.se_test.mean() > 0 else ""  # no SE at 0 or 100 %
-    spread = [f"{_label(m)} {(d := g['mean'].max() - g['mean'].min()):.2f} points{ratio(g, d)}" for m in ("linear_top1", "knn200_top1")
-              if len(g := tm[tm.metric == m])]
-    if spread: out.append(f"- *Between the {tm.setting.nunique()} trained settings:* the best and worst means differ by " + " and ".join(spread) + ".")
+    fam = tm.setting.str.split("_").str[0]  # the base loss: the families differ in level, so spreads are read within one
+    spread = [f"{f} {_label(m)} {g['mean'].max() - g['mean'].min():.2f} points ({g.setting.nunique()} settings)"
+              for m in ("linear_top1", "knn200_top1") for f in sorted(set(fam)) if len(g := tm[(tm.metric == m) & (fam == f)])]
+    if spread: out.append("- *Within a family* (the families differ in level; a spread across them would measure that): the best and "
+                          "worst setting means differ by " + ", ".join(spread) + ". The largest of these spreads is the largest of "
+                          "many differences between means of 3 seeds, not an effect: each difference with its interval is in "
+                          "`table_contrasts`.")
     out.append("- *" + survivors_line(tables).replace(" — ", ":* ", 1))
     if "rho" in t:
         out.append("- *C4 by estimator* (of each estimator's ρ, per family and pooled, after Holm): " + "; ".join(

@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['LABELS', 'MAIN_ARMS', 'FAMILY_COLOURS', 'label', 'fmt_ci', 'fmt_p', 'headline_table', 'test_se', 'contrast_table',
-           'power_table', 'random_table', 'manipulation_table', 'forest', 'contrasts_figure', 'manipulation_figure']
+           'power_table', 'random_table', 'manipulation_table', 'forest', 'contrasts_figure', 'manipulation_figure',
+           'bottom_line']
 
-# %% ../../nbs/12b_estimates.ipynb #926b6b35
+# %% ../../nbs/12b_estimates.ipynb #0052eb55
 import numpy as np
 import pandas as pd
 
 from .statistics import study_estimates
 
-# %% ../../nbs/12b_estimates.ipynb #9bfcbc44
+# %% ../../nbs/12b_estimates.ipynb #e6e42ff0
 LABELS = dict(linear_top1="linear top-1 (%)", knn20_top1="kNN-20 top-1 (%)", knn200_top1="kNN-200 top-1 (%)",
               semi1_top1="1 % labels top-1 (%)", semi10_top1="10 % labels top-1 (%)",
               view_redundancy="views' redundancy, after training (nats)", view_synergy="views' synergy, after training (nats)",
@@ -36,7 +37,7 @@ def fmt_p(p: float) -> str:
     "A p-value as text: 'n/a' when undefined, '<0.001' when tiny."
     return "n/a" if p is None or np.isnan(p) else ("<0.001" if p < 1e-3 else f"{p:.3f}")
 
-# %% ../../nbs/12b_estimates.ipynb #12d22f9e
+# %% ../../nbs/12b_estimates.ipynb #1baa5378
 def headline_table(est: dict, runs: pd.DataFrame, level: float = 0.95) -> tuple:
     "(shown, numbers): the main arms and the random initialisation x the planned metrics, mean [95 % interval]."
     from scipy import stats
@@ -106,7 +107,7 @@ def manipulation_table(est: dict) -> tuple:
     shown = shown[cols].rename(columns=label).reset_index(); shown.columns.name = None
     return shown, m.drop(columns=["cell", "contrast"])
 
-# %% ../../nbs/12b_estimates.ipynb #ebb9fc8a
+# %% ../../nbs/12b_estimates.ipynb #68f67052
 FAMILY_COLOURS = {"bt": "#1f77b4", "vicreg": "#d62728"}  # one colour per family, in every estimation figure
 
 def forest(ax, rows: pd.DataFrame,  # contrasts of one metric: a, b, family, delta, lo, hi[, lo_tost, hi_tost]
@@ -158,3 +159,38 @@ def manipulation_figure(est: dict):
     fig.suptitle("The manipulation check: each arm minus the baseline its objective changes (95 % intervals)", fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/12b_estimates.ipynb #e2feb891
+def _span(d: pd.DataFrame, col: str = "delta") -> str:
+    return f"{d[col].min():+.2f} to {d[col].max():+.2f}".replace("-", "−")
+
+def bottom_line(tables,  # results/tables/<config>, holding table_vs_random, table_manipulation, table_contrasts, table_power .csv
+                margin: float,  # the plan's equivalence margin
+               ) -> str:
+    "Three sentences: trained vs random, the manipulation check, the PID contrasts against the margin ('' without the tables)."
+    from pathlib import Path
+    t = {n: pd.read_csv(Path(tables) / f"table_{n}.csv") for n in ("vs_random", "manipulation", "contrasts", "power")
+         if (Path(tables) / f"table_{n}.csv").exists()}
+    if len(t) < 4: return ""
+    r = t["vs_random"]
+    s1 = (f"Training works: every trained arm beats the randomly initialised network on every metric (Δ {_span(r)} points; the lowest "
+          f"95 % interval starts at {r['lo'].min():+.2f})." if (r["lo"] > 0).all() else
+          f"Training beats the randomly initialised network in {(r['lo'] > 0).sum()} of {len(r)} setting × metric intervals (Δ {_span(r)} points).")
+    m = t["manipulation"]
+    is_pid = m["a"].str.contains("_pid") & (m["b"].str.endswith("_recal"))
+    red, syn = m[is_pid & (m["metric"] == "view_redundancy")], m[is_pid & (m["metric"] == "view_synergy")]
+    recal = m[m["a"].str.endswith("_recal") & (m["metric"] == "view_redundancy")]
+    weak = len(red) and len(recal) and red["delta"].abs().max() < 0.25 * recal["delta"].abs().min()  # under a quarter of recal's
+    s2 = (f"The PID term {'barely moves' if weak else 'moves'} what it targets: against the re-calibrated baseline, the PID arms change the views' "
+          f"redundancy about the target by {_span(red)} nats and their synergy by {_span(syn)} nats (after training, held-out "
+          f"train images), while re-calibration alone changes the redundancy by {_span(recal)} nats." if len(red) and len(syn) and len(recal)
+          else "The manipulation check (the views' PID after training) is not available for these runs.")
+    c = t["contrasts"][t["contrasts"]["claim"].isin(["PID", "dose"])]
+    eq = c["verdict"].str.contains("within").sum()
+    need = t["power"]["runs_for_margin"]
+    s3 = (("So the PID arms' accuracy contrasts are the null of a weak manipulation: " if weak else "The PID arms' accuracy contrasts: ")
+          + f"their 95 % intervals span {c['lo'].min():+.2f} to "
+          f"{c['hi'].max():+.2f} points, {eq} of {len(c)} are within ±{margin:g} points by the equivalence test, and ruling out effects "
+          f"beyond ±{margin:g} would take {need.min()}–{need.max()} runs per arm (the study has "
+          f"{int(t['power']['runs_per_arm'].min())}).").replace("-", "−") if len(c) else ""
+    return " ".join(s for s in (s1, s2, s3) if s)
