@@ -8,13 +8,13 @@ __all__ = ['METRIC_LABELS', 'REFERENCE', 'ALPHA', 'SPLIT_PAIRS', 'DOWNSTREAM', '
            'FAMILIES_OF_TESTS', 'PRESENT_PROTOCOL_KEY', 'BAR', 'render_markdown_table', 'render_latex_table',
            'write_table', 'publish_table', 'fmt_pm', 'fmt_p', 'is_reference', 'main_runs', 'test_se', 'compare',
            'verdict_word', 'format_comparison', 'table_c1', 'pairwise', 'table_c2', 'table_c1_split',
-           'downstream_metrics', 'table_c3', 'table_c3_ranking', 'table_reference', 'label_estimates',
-           'label_estimators_in', 'table_c4', 'table_c4_estimators', 'c4_reading', 'table_c4_spearman',
-           'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares', 'reached_shares',
-           'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure', 'setting_palette',
-           'verdict', 'run_summary', 'same_tests', 'claim_lines', 'survivors_line', 'comparison_lines',
-           'protocol_counts', 'semi_lr_line', 'reading_lines', 'trained_vs_random', 'pilot_lines', 'pilot_change_lines',
-           'args_diff', 'config_note', 'pid_weight_rows']
+           'downstream_metrics', 'table_c3', 'ranking_scopes', 'table_c3_ranking', 'table_reference', 'label_estimates',
+           'label_estimators_in', 'distinct_estimators', 'table_c4', 'table_c4_estimators', 'c4_reading',
+           'table_c4_spearman', 'changed_objective', 'table_mechanism', 'table_views', 'share_from_name', 'dose_shares',
+           'reached_shares', 'table_dose_response', 'table_protocol_change', 'save_figure', 'publish_figure',
+           'setting_palette', 'verdict', 'run_summary', 'same_tests', 'claim_lines', 'survivors_line',
+           'comparison_lines', 'protocol_counts', 'semi_lr_line', 'reading_lines', 'trained_vs_random', 'pilot_lines',
+           'pilot_change_lines', 'args_diff', 'config_note', 'pid_weight_rows']
 
 # %% ../nbs/12_tables.ipynb #7e783694
 import io
@@ -278,16 +278,22 @@ def table_c3(df: pd.DataFrame,  # runs (`load_runs`)
     return shown, num
 
 # %% ../nbs/12_tables.ipynb #59ae97d0
+def ranking_scopes(means: pd.DataFrame,  # settings' means indexed by (family, setting)
+                  ) -> list:
+    "[(scope, means)]: each family alone, 'centred' (each family's means minus its own mean, all settings together: the family offset removed) and 'pooled'."
+    fams = list(pd.unique(means.index.get_level_values("family")))
+    centred = means - means.groupby(level="family").transform("mean")
+    return [(f, means.loc[[f]]) for f in fams] + ([("centred", centred)] if len(fams) > 1 else []) + [("pooled", means)]
+
 def table_c3_ranking(num: pd.DataFrame,  # numbers of `table_c3`
                     ) -> tuple:
-    "C3's ranking (display, numbers): Kendall's τ between each accuracy's and the linear probe's ranking of the trained settings, per family and pooled."
+    "C3's ranking (display, numbers): Kendall's τ between each accuracy's and the linear probe's ranking of the trained settings, per family, centred within family and pooled."
     trained = num[(num.family != REFERENCE)] if not num.empty else num
     if trained.empty or "linear_top1" not in set(trained.metric): return pd.DataFrame(), pd.DataFrame()
     rows = []
     for ds, g in trained.groupby("dataset", sort=False):
         means = g.pivot_table(index=["family", "setting"], columns="metric", values="mean", sort=False)
-        for scope in [*pd.unique(g.family), "pooled"]:
-            m = means if scope == "pooled" else means.loc[[scope]]
+        for scope, m in ranking_scopes(means):
             rows += [dict(dataset=ds, scope=scope, metric=k, **kendall_test(m["linear_top1"], m[k])) for k in m.columns if k != "linear_top1"]
     out = add_holm(pd.DataFrame(rows), "p")
     shown = pd.DataFrame({"dataset": out.dataset, "settings": out.scope, "metric": out.metric.map(lambda m: METRIC_LABELS.get(m, m)),
@@ -336,6 +342,15 @@ def label_estimators_in(df: pd.DataFrame) -> list:
     "The estimators of LABEL_ESTIMATORS with values in `df` (after `label_estimates`), in that order."
     return [e for e in LABEL_ESTIMATORS if f"c4_{e}_rms" in df and df[f"c4_{e}_rms"].notna().any()]
 
+def distinct_estimators(df: pd.DataFrame,  # runs after `label_estimates`
+                       ) -> list:
+    "The label estimators whose Red − Syn differs from every other's: where several give the same (the co-information of the same plug-in MIs), the discrete MMI split stands for them, so that one test is counted once."
+    kept = []
+    for e in sorted(label_estimators_in(df), key=lambda e: e != "disc"):  # disc first: it is always solved
+        if not any(np.allclose(df[f"c4_{e}_rms"], df[f"c4_{k}_rms"], atol=1e-6, equal_nan=True) for k in kept): kept.append(e)
+    return [e for e in LABEL_ESTIMATORS if e in kept]
+
+
 # %% ../nbs/12_tables.ipynb #a74cb56d
 def table_c4(df: pd.DataFrame,  # runs (`load_runs`)
              digits: int = 3,  # decimals
@@ -375,8 +390,8 @@ def c4_reading(rho: float, p_holm: float) -> str:
 def table_c4_spearman(df: pd.DataFrame,  # runs (`load_runs`)
                       accuracies: tuple = ("linear_top1", "knn200_top1"),  # what label Red − Syn is correlated with
                      ) -> tuple:
-    "C4's test (display, numbers): Spearman ρ over settings' means of each estimator's label Red − Syn vs accuracy, per family and pooled; Holm."
-    df = label_estimates(main_runs(df)); df = df[~is_reference(df)]; ests = label_estimators_in(df)
+    "C4's test (display, numbers): Spearman ρ over settings' means of each estimator's label Red − Syn vs accuracy, per family, centred within family and pooled; estimators with the same Red − Syn once; Holm."
+    df = label_estimates(main_runs(df)); df = df[~is_reference(df)]; ests = distinct_estimators(df)
     accs = [a for a in accuracies if a in df and df[a].notna().any()]
     if not ests or not accs: return pd.DataFrame(), pd.DataFrame()
     rows = []
@@ -384,8 +399,7 @@ def table_c4_spearman(df: pd.DataFrame,  # runs (`load_runs`)
         means = g.groupby(["family", "setting"], sort=False)[[f"c4_{e}_rms" for e in ests] + accs].mean()
         for e in ests:
             for a in accs:
-                for scope in [*pd.unique(g.family), "pooled"]:
-                    m = means if scope == "pooled" else means.loc[[scope]]
+                for scope, m in ranking_scopes(means):
                     rows.append(dict(dataset=ds, estimator=e, y=a, scope=scope, **spearman_test(m[f"c4_{e}_rms"], m[a])))
     num = add_holm(pd.DataFrame(rows), "p").rename(columns={"rho": "spearman_rho"})
     num["reading"] = [c4_reading(r, h) for r, h in zip(num.spearman_rho, num.p_holm)]
@@ -676,7 +690,7 @@ def same_tests(rho: pd.DataFrame,  # `table_c4_spearman`'s numbers
     return [g for g in groups.values() if len(g) > 1]
 
 def _c4_lines(rho: pd.DataFrame, est: pd.DataFrame | None) -> str:
-    "C4: per label estimator, ρ per family and pooled with its reading; which estimators respect H(Y)."
+    "C4: per label estimator, ρ per family, centred within family and pooled with its reading; which estimators respect H(Y)."
     out = ["- **C4 (better methods show lower label Red − Syn; the claim predicts ρ < 0):** Spearman's ρ between each estimator's "
            f"label Red − Syn and accuracy over the trained settings' means (n = settings; {len(rho)} tests, one family for Holm):"]
     for e, g in rho.groupby("estimator", sort=False):
@@ -852,7 +866,7 @@ def reading_lines(tables: str | Path,  # results/tables/<config>
                           "`table_contrasts`.")
     out.append("- *" + survivors_line(tables).replace(" — ", ":* ", 1))
     if "rho" in t:
-        out.append("- *C4 by estimator* (of each estimator's ρ, per family and pooled, after Holm): " + "; ".join(
+        out.append("- *C4 by estimator* (of each estimator's ρ, per family, centred within family and pooled, after Holm): " + "; ".join(
             f"{e} supports in {int((g.reading == 'supports').sum())}, contradicts in {int((g.reading == 'contradicts').sum())} of {len(g)}"
             for e, g in t["rho"].groupby("estimator", sort=False)) + ".")
     return "\n".join(out)
