@@ -7,13 +7,13 @@ __all__ = ['LABELS', 'MAIN_ARMS', 'FAMILY_COLOURS', 'label', 'fmt_ci', 'fmt_p', 
            'power_table', 'random_table', 'manipulation_table', 'forest', 'contrasts_figure', 'manipulation_figure',
            'bottom_line']
 
-# %% ../../nbs/12b_estimates.ipynb #0052eb55
+# %% ../../nbs/12b_estimates.ipynb #d8c34d5f
 import numpy as np
 import pandas as pd
 
 from .statistics import study_estimates
 
-# %% ../../nbs/12b_estimates.ipynb #e6e42ff0
+# %% ../../nbs/12b_estimates.ipynb #16f3a790
 LABELS = dict(linear_top1="linear top-1 (%)", knn20_top1="kNN-20 top-1 (%)", knn200_top1="kNN-200 top-1 (%)",
               semi1_top1="1 % labels top-1 (%)", semi10_top1="10 % labels top-1 (%)",
               view_redundancy="views' redundancy, after training (nats)", view_synergy="views' synergy, after training (nats)",
@@ -37,12 +37,12 @@ def fmt_p(p: float) -> str:
     "A p-value as text: 'n/a' when undefined, '<0.001' when tiny."
     return "n/a" if p is None or np.isnan(p) else ("<0.001" if p < 1e-3 else f"{p:.3f}")
 
-# %% ../../nbs/12b_estimates.ipynb #1baa5378
+# %% ../../nbs/12b_estimates.ipynb #b68464e9
 def headline_table(est: dict, runs: pd.DataFrame, level: float = 0.95) -> tuple:
     "(shown, numbers): the main arms and the random initialisation x the planned metrics, mean [95 % interval]."
     from scipy import stats
     m = est["means"]
-    arms = [a for a in MAIN_ARMS if a in set(m["setting"])] + sorted(set(m["setting"]) - set(MAIN_ARMS))
+    arms = [a for a in MAIN_ARMS if a in set(m["setting"])] or sorted(set(m["setting"]))  # the main arms where the study has them
     num = m[m["setting"].isin(arms)].copy()
     rnd = runs[runs["epochs"] == 0]
     for metric in num["metric"].unique():
@@ -103,11 +103,11 @@ def manipulation_table(est: dict) -> tuple:
     m = m.assign(cell=[fmt_ci(x.delta, x.lo, x.hi, signed=True) + ("†" if x.p_holm < 0.05 else "") for x in m.itertuples()],
                  contrast=m["a"] + " − " + m["b"])
     shown = m.pivot_table(index="contrast", columns="metric", values="cell", aggfunc="first", sort=False)
-    cols = [c for c in ("view_redundancy", "view_synergy", "log_redundancy", "log_synergy", "view_unique1", "view_unique2") if c in shown]
+    cols = [c for c in ("view_redundancy", "view_synergy", "log_redundancy", "log_synergy", "view_unique1") if c in shown]  # MMI: unique2 = 0
     shown = shown[cols].rename(columns=label).reset_index(); shown.columns.name = None
     return shown, m.drop(columns=["cell", "contrast"])
 
-# %% ../../nbs/12b_estimates.ipynb #68f67052
+# %% ../../nbs/12b_estimates.ipynb #1a588362
 FAMILY_COLOURS = {"bt": "#1f77b4", "vicreg": "#d62728"}  # one colour per family, in every estimation figure
 
 def forest(ax, rows: pd.DataFrame,  # contrasts of one metric: a, b, family, delta, lo, hi[, lo_tost, hi_tost]
@@ -124,7 +124,11 @@ def forest(ax, rows: pd.DataFrame,  # contrasts of one metric: a, b, family, del
         ax.plot([r.lo, r.hi], [yi, yi], color=col, lw=1.2, zorder=2)
         if hasattr(r, "lo_tost") and not np.isnan(r.lo_tost): ax.plot([r.lo_tost, r.hi_tost], [yi, yi], color=col, lw=3.5, zorder=2)
         ax.plot(r.delta, yi, "o", color=col, ms=5, mec="white", zorder=3)
-    ax.set_yticks(y, [f"{r.a} − {r.b}" for r in rows.itertuples()] if ticks else [""] * len(rows))
+    claims = "claim" in rows and rows["claim"].nunique() > 1  # name the claim where the panel holds several
+    names = [(f"{r.claim}: " if claims else "") + f"{r.a} − {r.b}" for r in rows.itertuples()]
+    ax.set_yticks(y, names if ticks else [""] * len(rows))
+    if claims:  # a rule between claims
+        for k in np.flatnonzero(rows["claim"].to_numpy()[1:] != rows["claim"].to_numpy()[:-1]): ax.axhline(y[k] - 0.5, color="0.6", lw=0.6)
     ax.set_ylim(-0.7, len(rows) - 0.3); ax.set_xlabel(xlabel); ax.grid(axis="x", color="0.92", zorder=0)
 
 def contrasts_figure(est: dict, margin: float):
@@ -135,7 +139,7 @@ def contrasts_figure(est: dict, margin: float):
     if c.empty: return None
     metrics = list(dict.fromkeys(c["metric"]))
     n = len(c) // len(metrics)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 2.4, 0.32 * n + 1.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 2.4, 0.32 * n + 1.6), squeeze=False)
     for i, (ax, m) in enumerate(zip(axes[0], metrics)):
         forest(ax, c[c["metric"] == m], margin, "Δ " + label(m).replace("(%)", "(points)"), ticks=i == 0)
     handles = [Line2D([], [], color=col, marker="o", lw=1.2, label=f) for f, col in FAMILY_COLOURS.items() if f in set(c["family"])]
@@ -160,7 +164,7 @@ def manipulation_figure(est: dict):
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/12b_estimates.ipynb #e2feb891
+# %% ../../nbs/12b_estimates.ipynb #bcd4646e
 def _span(d: pd.DataFrame, col: str = "delta") -> str:
     return f"{d[col].min():+.2f} to {d[col].max():+.2f}".replace("-", "−")
 
@@ -177,20 +181,27 @@ def bottom_line(tables,  # results/tables/<config>, holding table_vs_random, tab
           f"95 % interval starts at {r['lo'].min():+.2f})." if (r["lo"] > 0).all() else
           f"Training beats the randomly initialised network in {(r['lo'] > 0).sum()} of {len(r)} setting × metric intervals (Δ {_span(r)} points).")
     m = t["manipulation"]
-    is_pid = m["a"].str.contains("_pid") & (m["b"].str.endswith("_recal"))
-    red, syn = m[is_pid & (m["metric"] == "view_redundancy")], m[is_pid & (m["metric"] == "view_synergy")]
-    recal = m[m["a"].str.endswith("_recal") & (m["metric"] == "view_redundancy")]
-    weak = len(red) and len(recal) and red["delta"].abs().max() < 0.25 * recal["delta"].abs().min()  # under a quarter of recal's
-    s2 = (f"The PID term {'barely moves' if weak else 'moves'} what it targets: against the re-calibrated baseline, the PID arms change the views' "
-          f"redundancy about the target by {_span(red)} nats and their synergy by {_span(syn)} nats (after training, held-out "
-          f"train images), while re-calibration alone changes the redundancy by {_span(recal)} nats." if len(red) and len(syn) and len(recal)
+    pid = m["a"].str.contains("_pid") & m["b"].str.endswith("_recal")
+    recal = m["a"].str.endswith("_recal")
+    after = pid & m["metric"].isin(["view_redundancy", "view_synergy"])
+    red, syn = m[after & (m["metric"] == "view_redundancy")], m[after & (m["metric"] == "view_synergy")]
+    log_pid, log_recal = m[pid & (m["metric"] == "log_redundancy")], m[recal & (m["metric"] == "log_redundancy")]
+    fam = lambda d: d["family"] if "family" in d else d["a"].str.split("_").str[0]
+    ratio = {f: log_pid.loc[fam(log_pid) == f, "delta"].abs().max() / abs(float(log_recal.loc[fam(log_recal) == f, "delta"].iloc[0]))
+             for f in set(fam(log_recal)) & set(fam(log_pid))}
+    weak = bool(ratio) and max(ratio.values()) < 0.25 and not (m[after]["p_holm"] < 0.05).any()  # under a quarter of re-calibration's
+    s2 = (f"The PID term {'barely moves' if weak else 'moves'} what it targets: after training (held-out train images, one fixed "
+          f"estimator) {int((m[after]['p_holm'] < 0.05).sum())} of {int(after.sum())} PID-arm changes of the views' redundancy or "
+          f"synergy about the target differ from the re-calibrated baseline after Holm (redundancy {_span(red)}, synergy {_span(syn)} nats), "
+          f"and in the training log its largest change of the views' redundancy is {max(ratio.values()):.0%} of what re-calibration "
+          f"alone does ({_span(log_pid)} against {_span(log_recal)} nats)." if len(red) and len(syn) and ratio
           else "The manipulation check (the views' PID after training) is not available for these runs.")
     c = t["contrasts"][t["contrasts"]["claim"].isin(["PID", "dose"])]
     eq = c["verdict"].str.contains("within").sum()
     need = t["power"]["runs_for_margin"]
     s3 = (("So the PID arms' accuracy contrasts are the null of a weak manipulation: " if weak else "The PID arms' accuracy contrasts: ")
           + f"their 95 % intervals span {c['lo'].min():+.2f} to "
-          f"{c['hi'].max():+.2f} points, {eq} of {len(c)} are within ±{margin:g} points by the equivalence test, and ruling out effects "
+          f"{c['hi'].max():+.2f} points, {int((c['p_holm'] < 0.05).sum())} of {len(c)} differ from zero after Holm, {eq} are within ±{margin:g} points by the equivalence test, and ruling out effects "
           f"beyond ±{margin:g} would take {need.min()}–{need.max()} runs per arm (the study has "
           f"{int(t['power']['runs_per_arm'].min())}).").replace("-", "−") if len(c) else ""
     return " ".join(s for s in (s1, s2, s3) if s)
