@@ -9,6 +9,8 @@ __all__ = ['FINE', 'STATUS', 'DEFAULT_TIME', 'MAX_TIMEOUTS', 'ACTIVE', 'launch_d
            'LocalLauncher', 'SlurmLauncher', 'make_launcher']
 
 # %% ../nbs/10a_launch.ipynb #3903c7c2
+import contextlib
+import io
 import json
 import logging
 import os
@@ -221,8 +223,13 @@ def resources(cfg,  # a checked Config
     sbatch = list(sec.pop("sbatch", None) or []) + list(flags.pop("sbatch", None) or [])
     res = Resources(**{**sec, **{k: v for k, v in flags.items() if v is not None}}, sbatch=sbatch)
     for k in ("gpus_per_run", "cpus_per_run", "mem_gb"):
-        if (v := getattr(res, k)) is not None and v < (k != "gpus_per_run"): raise ConfigError(f"--{k.replace('_', '-')} {v}: too small")
-    res.minutes; res.extra()  # refuse a bad --time or --sbatch now, not at submission
+        if (v := getattr(res, k)) is None: continue
+        if v < (k != "gpus_per_run"): raise ConfigError(f"--{k.replace('_', '-')} {v}: too small")
+        if v == float("inf") or v != v: raise ConfigError(f"--{k.replace('_', '-')} {v}: give a finite number")
+    try: res.minutes  # refuse a bad --time or --sbatch now, not at submission
+    except ConfigError as e:
+        raise ConfigError(f"--time {flags['time']}: {e}" if flags.get("time") is not None else f"{cfg.origin('launcher')}, launcher: {e}") from None
+    res.extra()
     return res
 
 # %% ../nbs/10a_launch.ipynb #7d7b13bf
@@ -281,8 +288,38 @@ def slurm_states() -> dict | None:
     except (OSError, subprocess.SubprocessError): return None
     return dict(l.split("|", 1) for l in out.stdout.split() if "|" in l) if out.returncode == 0 else None
 
+@contextlib.contextmanager
+def _removed_on_error(folder: Path,  # what is made in it inside is removed on an error
+                      stop: Path,  # the highest folder that may be removed with it (if made inside)
+                     ):
+    "Inside: on an exception, remove what was made in `folder`, and `folder` and its parents up to `stop` if made inside."
+    made = [p for p in [folder, *folder.parents] if not p.exists() and (p == stop or stop in p.parents)]  # deepest first
+    before = set(folder.rglob("*")) if folder.exists() else set()
+    try: yield
+    except Exception:
+        for p in sorted(set(folder.rglob("*")) - before if folder.exists() else (), key=lambda p: len(p.parts), reverse=True):
+            if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+            else: p.unlink(missing_ok=True)
+        for d in made:
+            with contextlib.suppress(OSError): d.rmdir()
+        raise
+
+def _submitted(executor, specs: list) -> list:
+    "submitit's jobs of one array of `specs` (`executor()` makes its executor); a UserError in one line if that fails."
+    try:
+        with _kernel_imports_here(), contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's error too
+            return executor().map_array(RunJob(), specs)
+    except UserError: raise
+    except Exception as e:
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise UserError(f"--launcher slurm: the jobs were not submitted ({why}); change what it names (the config's "
+                        "`launcher:` section, --partition, --sbatch, ...) and run the command again.") from e
+
 def submit(plan: Plan, runs: list, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm") -> dict:
     "Submit `runs` as one job array, reusing the jobs of an earlier launch still queued or running: {run_id: job}."
+    with _removed_on_error(launch_dir(plan), plan.results): return _submit(plan, runs, res, kernel_name, echo, cluster)
+
+def _submit(plan: Plan, runs: list, res: Resources, kernel_name: str, echo, cluster: str) -> dict:
     submitit, folder = _submitit(), launch_dir(plan, create=True) / "slurm"
     record_file = folder / "jobs.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
@@ -290,8 +327,8 @@ def submit(plan: Plan, runs: list, res: Resources, kernel_name: str = "python3",
     jobs = {r.run_id: submitit.SlurmJob(folder=folder / "%j", job_id=record[r.run_id]) for r in runs if states.get(record.get(r.run_id)) in ACTIVE}
     for rid, j in jobs.items(): echo(f"{rid}: job {j.job_id} of an earlier launch is still queued or running: waiting for it")
     if new := [r for r in runs if r.run_id not in jobs]:
-        ex = slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
-        with _kernel_imports_here(): sent = ex.map_array(RunJob(), [job_spec(plan, r, kernel_name) for r in new])
+        executor = lambda: slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
+        sent = _submitted(executor, [job_spec(plan, r, kernel_name) for r in new])
         jobs.update({r.run_id: j for r, j in zip(new, sent)}); record.update({r.run_id: j.job_id for r, j in zip(new, sent)})
         record_file.write_text(json.dumps(record, indent=1) + "\n")
         echo(f"submitted {len(new)} job(s): " + ", ".join(f"{r.run_id} = {j.job_id}" for r, j in zip(new, sent)) + f" (logs in {folder})")
@@ -378,7 +415,8 @@ class SlurmLauncher:
 def make_launcher(plan: Plan, launcher: str, jobs: int | None = None, cpus_per_run: int | None = None, cluster: str = "slurm", **slurm):
     "The launcher `reproduce` uses for `--launcher local|slurm`, its options over the config's `launcher:` section."
     if launcher == "local":
-        return LocalLauncher(plan, local_slots(jobs, cpus_per_run or (plan.cfg.data.get("launcher") or {}).get("cpus_per_run")))
+        if cpus_per_run is None: cpus_per_run = (plan.cfg.data.get("launcher") or {}).get("cpus_per_run")
+        return LocalLauncher(plan, local_slots(jobs, cpus_per_run))
     return SlurmLauncher(plan, resources(plan.cfg, cpus_per_run=cpus_per_run, **slurm), cluster)
 
 # %% ../nbs/10a_launch.ipynb #f9be825f

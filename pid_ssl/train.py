@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
 from .config import ConfigError, RunConfig, config_from_args, identity_diff
 from .cli import UserError, run_command
-from .layout import METRICS
+from .layout import METRICS, history_gap
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
@@ -524,6 +524,9 @@ def reevaluate(run_dir: str | Path,  # a finished run folder (its backbone.safet
     "Recompute a finished run's metrics from its saved backbone and probe under the current evaluation; rewrites metrics.json."
     out = Path(run_dir)
     if not (out / METRICS).is_file(): raise RunFolderError(f"{out} holds no finished run (no {METRICS}): run it first.")
+    if gap := history_gap(out):
+        raise RunFolderError(f"{out}: not re-evaluated: {gap}, so its final terms would be an earlier epoch's; restore the file, "
+                             "or move the run folder aside and run it again.")
     args = read_json(out / "params.json")["args"]
     c = RunConfig.make({**args, "out_dir": str(out), **({"device": device} if device else {})}, where=str(out / "params.json"))
     threads, old = torch.get_num_threads(), read_json(out / METRICS)
