@@ -415,7 +415,7 @@ def check_seeds(seeds, where: str) -> list[str]:
     "Problems with a list of seeds."
     if not isinstance(seeds, list) or not seeds: return [f"{where}: seeds must be a non-empty list of integers, got {seeds!r}"]
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= SEED_MAX]
-    if bad: return [f"{where}: seeds must be integers from 0 to {SEED_MAX} (the generators' range); {bad!r} are not"]
+    if bad: return [f"{where}: seeds must be non-negative integers up to {SEED_MAX} (the generators' range); {bad!r} are not"]
     return [f"{where}: seeds repeat: {seeds!r}"] if len(set(seeds)) < len(seeds) else []
 
 # %% ../nbs/02_config.ipynb #c285dd90

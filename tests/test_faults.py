@@ -120,7 +120,7 @@ def test_seed_range(tmp_path, capsys):
     results = tmp_path / "results"
     for s in (2**64, 2**32):
         _refused(capsys, ["smoke", "--seeds", str(s), "--dry-run", "--results", str(results)],
-                 f"--seeds: seeds must be integers from 0 to {SEED_MAX} (the generators' range); [{s}] are not")
+                 f"--seeds: seeds must be non-negative integers up to {SEED_MAX} (the generators' range); [{s}] are not")
     cfg = _config(tmp_path, "seeds: [0, -1]\n")
     _refused(capsys, [str(cfg), "--dry-run", "--results", str(results)], "[-1] are not")
     for name in ("seed", "subset_seed"):
