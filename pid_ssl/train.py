@@ -35,7 +35,7 @@ from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
 from .backbones import build_net, SSLNet, check_backbone, param_groups, make_optimizer, lr_at
-from .rundir import CKPT, PREV, save_checkpoint, load_checkpoint, save_backbone
+from .rundir import CKPT, PREV, _read_ckpt, save_checkpoint, load_checkpoint, save_backbone
 from .losses import NonFiniteError
 from .pid import pid_objective, pid_penalty, method_schedule
 from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, label_information,
@@ -150,11 +150,14 @@ class SSLStep(nn.Module):
 
 # %% ../nbs/09_train.ipynb #d2eaad51
 def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),
+    "The global generators' states as tensors and plain values (a checkpoint is loaded as weights only)."
+    name, keys, *rest = np.random.get_state()
+    return dict(torch=torch.get_rng_state(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), *rest), python=random.getstate(),
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
 
 def _set_rng_state(s: dict):
-    torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
+    name, keys, *rest = s["numpy"]  # keys: a tensor, or the uint32 array of an older checkpoint
+    torch.set_rng_state(s["torch"]); np.random.set_state((name, np.asarray(keys).astype(np.uint32), *rest)); random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
 # %% ../nbs/09_train.ipynb #a2892c32
@@ -274,7 +277,7 @@ class TrainingDiverged(UserError, FloatingPointError):
 def _last_finite_checkpoint(out: Path) -> str:
     "The newest checkpoint of `out` whose weights and BatchNorm statistics are all finite, as words for a message."
     for p in (out / CKPT, out / PREV):
-        try: ck = torch.load(p, map_location="cpu", weights_only=False)
+        try: ck = _read_ckpt(p)
         except Exception: continue  # missing or unreadable
         if all(bool(torch.isfinite(t).all()) for t in ck["model"].values() if torch.is_tensor(t) and t.is_floating_point()):
             return f"{p} (after epoch {ck['state']['epoch']})"
