@@ -180,3 +180,26 @@ def test_local_cpus_per_run_zero_refused(tmp_path, capsys):
     _refused(capsys, ["smoke", "--launcher", "local", "--cpus-per-run", "-2", "--dry-run", "--results", str(results)],
              "--cpus-per-run -2: give at least 1")
     assert not results.exists()
+
+
+def test_planted_checkpoint_runs_no_code(tmp_path, capfd):
+    "10a. A checkpoint whose unpickling would run a command: the resume refuses it in one line, exit 2, and runs nothing."
+    import os
+    import subprocess
+    import sys
+    import torch
+
+    class Planted:
+        def __reduce__(self): return (os.system, (f"touch {tmp_path / 'code-ran'}",))
+
+    out = tmp_path / "run"; out.mkdir()
+    torch.save(dict(model={}, opt={}, state=dict(epoch=1), extra=Planted()), out / "checkpoint.pt")
+    small = dict(dataset="synthetic", n_train=128, n_test=64, image_size=16, arch="resnet10t", projector="64-64", epochs=2,
+                 batch_size=64, pid_proj_dim=16, linear_epochs=1, semi_fractions="", device="cpu", precision="fp32")
+    cmd = [sys.executable, "-m", "pid_ssl.train", "--out-dir", str(out), "--no-progress", *[f"--{k}={v}" for k, v in small.items()]]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pid_ssl_train: error: cannot resume "), r.stderr
+    assert "holds more than tensors and plain values (it refers to posix.system)" in lines[0], r.stderr
+    assert not (tmp_path / "code-ran").exists()
