@@ -203,3 +203,13 @@ def test_planted_checkpoint_runs_no_code(tmp_path, capfd):
     assert len(lines) == 1 and lines[0].startswith("pid_ssl_train: error: cannot resume "), r.stderr
     assert "holds more than tensors and plain values (it refers to posix.system)" in lines[0], r.stderr
     assert not (tmp_path / "code-ran").exists()
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("{method: bt, n_train: 0, batch_size: 100000}", "batch_size=100000 is more than the 512 training images of 'synthetic' (n_train=0"),
+    ("{method: bt, dataset: cifar10, n_train: 60000}", "n_train=60000 is more than the 50000 training images of 'cifar10'"),
+])
+def test_batch_larger_than_dataset_refused(setting, says, tmp_path, capsys):
+    "10b. A batch (or a subset) larger than the dataset: refused by --dry-run (was: accepted, then an error in the run)."
+    cfg = _config(tmp_path, f"settings:\n  bt: {setting}\n  bt_pid: null\n")
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(tmp_path / "results")], says)
