@@ -10,12 +10,14 @@ __all__ = ['FINE', 'STATUS', 'DEFAULT_TIME', 'MAX_TIMEOUTS', 'ACTIVE', 'launch_d
 
 # %% ../nbs/10a_launch.ipynb #3903c7c2
 import contextlib
+import ctypes
 import io
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -60,7 +62,9 @@ def work(spec: dict,  # from `job_spec`
     try:
         _wait_unlocked(spec["params"]["out_dir"], wait_s)
         return execute_run(spec["notebook"], spec["params"], spec["kernel_name"], log_output=True)
-    finally: claim.release()
+    finally:
+        claim.release()
+        with contextlib.suppress(OSError): Path(spec["claim"]).rmdir()  # also a claim taken over from a dead holder
 
 # %% ../nbs/10a_launch.ipynb #30276d08
 def _papermill_log() -> None:
@@ -136,8 +140,15 @@ def _start(spec: dict, slot: Slot, log: Path) -> subprocess.Popen:
     with open(log, "a") as f:
         f.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {spec['run_id']} on {slot}\n"); f.flush()
         with _kernel_imports_here(): env = slot.env(dict(os.environ))  # the worker imports this pid_ssl
+        parent = os.getpid()
         return subprocess.Popen([sys.executable, "-m", "pid_ssl.launch", json.dumps(spec)], stdin=subprocess.DEVNULL,
-                                stdout=f, stderr=subprocess.STDOUT, env=env)
+                                stdout=f, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: _die_with(parent))
+
+def _die_with(parent: int) -> None:
+    "In a worker about to start (Linux): SIGTERM to it when its launcher `parent` ends, however the launcher ends."
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return  # not Linux: the launcher's own SIGTERM / Ctrl-C handling stops its workers
+    if os.getppid() != parent: os.kill(os.getpid(), signal.SIGTERM)  # the launcher ended before the request: go too
 
 def _stop(procs: list, wait_s: float = 60) -> None:
     "Stop workers as Ctrl-C would (each stops its kernel), killing any still alive after `wait_s`."

@@ -213,3 +213,41 @@ def test_batch_larger_than_dataset_refused(setting, says, tmp_path, capsys):
     "10b. A batch (or a subset) larger than the dataset: refused by --dry-run (was: accepted, then an error in the run)."
     cfg = _config(tmp_path, f"settings:\n  bt: {setting}\n  bt_pid: null\n")
     _refused(capsys, [str(cfg), "--dry-run", "--results", str(tmp_path / "results")], says)
+
+
+def _alive(pid: int) -> bool:
+    "Whether process `pid` runs (a zombie, ended but not yet reaped, counts as ended)."
+    try: state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError): return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="PR_SET_PDEATHSIG and /proc: Linux only")
+def test_local_workers_die_with_their_launcher(tmp_path):
+    "10c. SIGKILL to `--launcher local`: its worker stops too (was: it trained on, orphaned), leaving no claim behind."
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pid_ssl.lock import lock_holder
+    cfg = tmp_path / "long.yaml"  # the smoke wiring, 3 epochs: room to kill the launcher mid-run
+    cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\nparams: {{epochs: 3}}\nsettings: {{bt_pid: null}}\nseeds: [0]\n")
+    results = tmp_path / "results"
+    claim = results / "launch" / "long" / "claims" / "bt-s0"
+    cmd = [sys.executable, "-m", "pid_ssl.reproduce", str(cfg), "--results", str(results), "--no-paper", "--launcher", "local",
+           "--jobs", "1", "--cpus-per-run", "1"]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not (lock_holder(claim) or {}).get("pid") and launcher.poll() is None and time.time() - t0 < 180: time.sleep(0.05)
+    worker = lock_holder(claim)["pid"]  # the worker process holds the run's claim
+    launcher.send_signal(signal.SIGKILL); launcher.wait()
+    t0 = time.time()
+    while _alive(worker) and time.time() - t0 < 120: time.sleep(0.1)
+    alive = _alive(worker)
+    if alive: os.kill(worker, signal.SIGKILL)
+    assert not alive, "the worker outlived its launcher"
+    t0 = time.time()  # its kernel stops with it and drops the run's lock
+    while lock_holder(results / "runs" / "long" / "bt-s0") is not None and time.time() - t0 < 60: time.sleep(0.1)
+    assert lock_holder(results / "runs" / "long" / "bt-s0") is None
+    assert not claim.exists(), sorted(claim.rglob("*"))
