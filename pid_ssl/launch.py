@@ -328,18 +328,18 @@ def _submitted(executor, specs: list) -> list:
 
 def submit(plan: Plan, runs: list, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm") -> dict:
     "Submit `runs` as one job array, reusing the jobs of an earlier launch still queued or running: {run_id: job}."
-    with _removed_on_error(launch_dir(plan), plan.results): return _submit(plan, runs, res, kernel_name, echo, cluster)
-
-def _submit(plan: Plan, runs: list, res: Resources, kernel_name: str, echo, cluster: str) -> dict:
-    submitit, folder = _submitit(), launch_dir(plan, create=True) / "slurm"
-    record_file = folder / "jobs.json"
-    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
-    states = (slurm_states() or {}) if cluster == "slurm" and record else {}
-    jobs = {r.run_id: submitit.SlurmJob(folder=folder / "%j", job_id=record[r.run_id]) for r in runs if states.get(record.get(r.run_id)) in ACTIVE}
-    for rid, j in jobs.items(): echo(f"{rid}: job {j.job_id} of an earlier launch is still queued or running: waiting for it")
-    if new := [r for r in runs if r.run_id not in jobs]:
-        executor = lambda: slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
-        sent = _submitted(executor, [job_spec(plan, r, kernel_name) for r in new])
+    submitit = _submitit()
+    with _removed_on_error(launch_dir(plan), plan.results):  # a refused submission leaves no files behind
+        folder = launch_dir(plan, create=True) / "slurm"
+        record_file = folder / "jobs.json"
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        states = (slurm_states() or {}) if cluster == "slurm" and record else {}
+        jobs = {r.run_id: submitit.SlurmJob(folder=folder / "%j", job_id=record[r.run_id]) for r in runs if states.get(record.get(r.run_id)) in ACTIVE}
+        for rid, j in jobs.items(): echo(f"{rid}: job {j.job_id} of an earlier launch is still queued or running: waiting for it")
+        if new := [r for r in runs if r.run_id not in jobs]:
+            executor = lambda: slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
+            sent = _submitted(executor, [job_spec(plan, r, kernel_name) for r in new])
+    if new:
         jobs.update({r.run_id: j for r, j in zip(new, sent)}); record.update({r.run_id: j.job_id for r, j in zip(new, sent)})
         record_file.write_text(json.dumps(record, indent=1) + "\n")
         echo(f"submitted {len(new)} job(s): " + ", ".join(f"{r.run_id} = {j.job_id}" for r, j in zip(new, sent)) + f" (logs in {folder})")
