@@ -9,11 +9,15 @@ __all__ = ['FINE', 'STATUS', 'DEFAULT_TIME', 'MAX_TIMEOUTS', 'ACTIVE', 'launch_d
            'LocalLauncher', 'SlurmLauncher', 'make_launcher']
 
 # %% ../nbs/10a_launch.ipynb #3903c7c2
+import contextlib
+import ctypes
+import io
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +62,9 @@ def work(spec: dict,  # from `job_spec`
     try:
         _wait_unlocked(spec["params"]["out_dir"], wait_s)
         return execute_run(spec["notebook"], spec["params"], spec["kernel_name"], log_output=True)
-    finally: claim.release()
+    finally:
+        claim.release()
+        with contextlib.suppress(OSError): Path(spec["claim"]).rmdir()  # also a claim taken over from a dead holder
 
 # %% ../nbs/10a_launch.ipynb #30276d08
 def _papermill_log() -> None:
@@ -134,8 +140,15 @@ def _start(spec: dict, slot: Slot, log: Path) -> subprocess.Popen:
     with open(log, "a") as f:
         f.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {spec['run_id']} on {slot}\n"); f.flush()
         with _kernel_imports_here(): env = slot.env(dict(os.environ))  # the worker imports this pid_ssl
+        parent = os.getpid()
         return subprocess.Popen([sys.executable, "-m", "pid_ssl.launch", json.dumps(spec)], stdin=subprocess.DEVNULL,
-                                stdout=f, stderr=subprocess.STDOUT, env=env)
+                                stdout=f, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: _die_with(parent))
+
+def _die_with(parent: int) -> None:
+    "In a worker about to start (Linux): SIGTERM to it when its launcher `parent` ends, however the launcher ends."
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return  # not Linux: the launcher's own SIGTERM / Ctrl-C handling stops its workers
+    if os.getppid() != parent: os.kill(os.getpid(), signal.SIGTERM)  # the launcher ended before the request: go too
 
 def _stop(procs: list, wait_s: float = 60) -> None:
     "Stop workers as Ctrl-C would (each stops its kernel), killing any still alive after `wait_s`."
@@ -221,8 +234,13 @@ def resources(cfg,  # a checked Config
     sbatch = list(sec.pop("sbatch", None) or []) + list(flags.pop("sbatch", None) or [])
     res = Resources(**{**sec, **{k: v for k, v in flags.items() if v is not None}}, sbatch=sbatch)
     for k in ("gpus_per_run", "cpus_per_run", "mem_gb"):
-        if (v := getattr(res, k)) is not None and v < (k != "gpus_per_run"): raise ConfigError(f"--{k.replace('_', '-')} {v}: too small")
-    res.minutes; res.extra()  # refuse a bad --time or --sbatch now, not at submission
+        if (v := getattr(res, k)) is None: continue
+        if v < (k != "gpus_per_run"): raise ConfigError(f"--{k.replace('_', '-')} {v}: too small")
+        if v == float("inf") or v != v: raise ConfigError(f"--{k.replace('_', '-')} {v}: give a finite number")
+    try: res.minutes  # refuse a bad --time or --sbatch now, not at submission
+    except ConfigError as e:
+        raise ConfigError(f"--time {flags['time']}: {e}" if flags.get("time") is not None else f"{cfg.origin('launcher')}, launcher: {e}") from None
+    res.extra()
     return res
 
 # %% ../nbs/10a_launch.ipynb #7d7b13bf
@@ -281,17 +299,47 @@ def slurm_states() -> dict | None:
     except (OSError, subprocess.SubprocessError): return None
     return dict(l.split("|", 1) for l in out.stdout.split() if "|" in l) if out.returncode == 0 else None
 
+@contextlib.contextmanager
+def _removed_on_error(folder: Path,  # what is made in it inside is removed on an error
+                      stop: Path,  # the highest folder that may be removed with it (if made inside)
+                     ):
+    "Inside: on an exception, remove what was made in `folder`, and `folder` and its parents up to `stop` if made inside."
+    made = [p for p in [folder, *folder.parents] if not p.exists() and (p == stop or stop in p.parents)]  # deepest first
+    before = set(folder.rglob("*")) if folder.exists() else set()
+    try: yield
+    except Exception:
+        for p in sorted(set(folder.rglob("*")) - before if folder.exists() else (), key=lambda p: len(p.parts), reverse=True):
+            if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+            else: p.unlink(missing_ok=True)
+        for d in made:
+            with contextlib.suppress(OSError): d.rmdir()
+        raise
+
+def _submitted(executor, specs: list) -> list:
+    "submitit's jobs of one array of `specs` (`executor()` makes its executor); a UserError in one line if that fails."
+    try:
+        with _kernel_imports_here(), contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's error too
+            return executor().map_array(RunJob(), specs)
+    except UserError: raise
+    except Exception as e:
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise UserError(f"--launcher slurm: the jobs were not submitted ({why}); change what it names (the config's "
+                        "`launcher:` section, --partition, --sbatch, ...) and run the command again.") from e
+
 def submit(plan: Plan, runs: list, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm") -> dict:
     "Submit `runs` as one job array, reusing the jobs of an earlier launch still queued or running: {run_id: job}."
-    submitit, folder = _submitit(), launch_dir(plan, create=True) / "slurm"
-    record_file = folder / "jobs.json"
-    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
-    states = (slurm_states() or {}) if cluster == "slurm" and record else {}
-    jobs = {r.run_id: submitit.SlurmJob(folder=folder / "%j", job_id=record[r.run_id]) for r in runs if states.get(record.get(r.run_id)) in ACTIVE}
-    for rid, j in jobs.items(): echo(f"{rid}: job {j.job_id} of an earlier launch is still queued or running: waiting for it")
-    if new := [r for r in runs if r.run_id not in jobs]:
-        ex = slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
-        with _kernel_imports_here(): sent = ex.map_array(RunJob(), [job_spec(plan, r, kernel_name) for r in new])
+    submitit = _submitit()
+    with _removed_on_error(launch_dir(plan), plan.results):  # a refused submission leaves no files behind
+        folder = launch_dir(plan, create=True) / "slurm"
+        record_file = folder / "jobs.json"
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        states = (slurm_states() or {}) if cluster == "slurm" and record else {}
+        jobs = {r.run_id: submitit.SlurmJob(folder=folder / "%j", job_id=record[r.run_id]) for r in runs if states.get(record.get(r.run_id)) in ACTIVE}
+        for rid, j in jobs.items(): echo(f"{rid}: job {j.job_id} of an earlier launch is still queued or running: waiting for it")
+        if new := [r for r in runs if r.run_id not in jobs]:
+            executor = lambda: slurm_executor(folder / "%j", res, f"pid_ssl-{plan.cfg.name}", len(new), cluster)
+            sent = _submitted(executor, [job_spec(plan, r, kernel_name) for r in new])
+    if new:
         jobs.update({r.run_id: j for r, j in zip(new, sent)}); record.update({r.run_id: j.job_id for r, j in zip(new, sent)})
         record_file.write_text(json.dumps(record, indent=1) + "\n")
         echo(f"submitted {len(new)} job(s): " + ", ".join(f"{r.run_id} = {j.job_id}" for r, j in zip(new, sent)) + f" (logs in {folder})")
@@ -378,7 +426,8 @@ class SlurmLauncher:
 def make_launcher(plan: Plan, launcher: str, jobs: int | None = None, cpus_per_run: int | None = None, cluster: str = "slurm", **slurm):
     "The launcher `reproduce` uses for `--launcher local|slurm`, its options over the config's `launcher:` section."
     if launcher == "local":
-        return LocalLauncher(plan, local_slots(jobs, cpus_per_run or (plan.cfg.data.get("launcher") or {}).get("cpus_per_run")))
+        if cpus_per_run is None: cpus_per_run = (plan.cfg.data.get("launcher") or {}).get("cpus_per_run")
+        return LocalLauncher(plan, local_slots(jobs, cpus_per_run))
     return SlurmLauncher(plan, resources(plan.cfg, cpus_per_run=cpus_per_run, **slurm), cluster)
 
 # %% ../nbs/10a_launch.ipynb #f9be825f

@@ -5,11 +5,13 @@
 # %% auto #0
 __all__ = ['RUNS', 'TABLES', 'FIGURES', 'REPORTS', 'STALE', 'METRICS', 'CHECK', 'CHECK_VERSION', 'needs_check', 'run_id',
            'parse_run_id', 'runs_dir', 'run_dir', 'finished_run_dirs', 'tables_dir', 'figures_dir', 'reports_dir',
-           'stale_dir', 'paper_out_dir']
+           'stale_dir', 'history_gap', 'paper_out_dir']
 
 # %% ../nbs/00c_layout.ipynb #cd6b5c21
 import re
 from pathlib import Path
+
+from .files import read_json, read_jsonl
 
 # %% ../nbs/00c_layout.ipynb #a7a0822c
 RUNS, TABLES, FIGURES, REPORTS, STALE = "runs", "tables", "figures", "reports", "stale"  # the folders of a results folder
@@ -68,6 +70,19 @@ def reports_dir(results: str | Path, config: str) -> Path:
 def stale_dir(results: str | Path, config: str) -> Path:
     "Where the runner moves a config's runs made with another configuration (`--rerun-stale`): results/stale/<config>."
     return Path(results) / STALE / config
+
+# %% ../nbs/00c_layout.ipynb #536248b4
+def history_gap(run_dir: str | Path,  # a run folder (params.json, history.jsonl)
+               ) -> str | None:
+    "Why a run folder's history.jsonl does not reach the last epoch its params.json names; None when it does."
+    d = Path(run_dir)
+    epochs = read_json(d / "params.json").get("args", {}).get("epochs") if (d / "params.json").is_file() else None
+    if not isinstance(epochs, int): return f"{d / 'params.json'} is missing or names no epochs"
+    rows = read_jsonl(d / "history.jsonl")
+    last = rows[-1].get("epoch", 0) if rows and isinstance(rows[-1], dict) else 0
+    if len(rows) == epochs and last == epochs: return None
+    return f"{d / 'history.jsonl'} holds {len(rows)} of the run's {epochs} epochs (the last row is epoch {last})"
+
 
 # %% ../nbs/00c_layout.ipynb #4bcb9d41
 def paper_out_dir(results: str | Path,  # a results folder

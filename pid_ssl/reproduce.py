@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RUN_PARAMS', 'LAUNCHERS', 'LAUNCH_OPTIONS', 'EXAMPLES', 'notebook_params', 'Run', 'plan_runs', 'run_notebook',
            'error_line', 'eta', 'Plan', 'prepare', 'check_kernel', 'describe', 'run_params', 'execute_run',
-           'execute_runs', 'execute_paper', 'reevaluate_runs', 'check_runs', 'reproduce', 'main']
+           'execute_runs', 'execute_paper', 'check_reevaluable', 'reevaluate_runs', 'check_runs', 'reproduce', 'main']
 
 # %% ../nbs/10_runner.ipynb #0f11062c
 import argparse
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .cli import run_command, command_parser, list_action
 from .files import read_json
-from .layout import METRICS, needs_check, finished_run_dirs, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
+from .layout import METRICS, finished_run_dirs, history_gap, needs_check, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
 from .lock import RunLockedError, busy_message, lock_holder
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest, identity_diff, default_results, require_repro)
@@ -176,14 +176,18 @@ def prepare(config: str | Path,  # config name in configs/ or a YAML path
     errs += [f"{nb}: the experiment notebook must declare `{k}`" for k in RUN_PARAMS if k not in notebook_params(nb)]
     if errs:
         valid = f"\nValid parameters: {', '.join(RunConfig.__dataclass_fields__)}" if any("unknown parameter" in e for e in errs) else ""
-        raise ConfigError(f"{cfg.chain[0][0]} cannot run as written (nothing was run):\n  - " + "\n  - ".join(errs) + valid)
+        raise ConfigError(_cannot_run(cfg, errs) + valid)
     results = Path(results).resolve() if results else default_results(root)
     if results.exists() and not results.is_dir(): raise ConfigError(f"--results {results}: a file, not a folder; name a folder (it is created if missing).")
     paper = [(n, nbs / "paper" / f"{n}.ipynb", _paper_out(results, cfg.name, n)) for n in cfg.data.get("paper") or []]
     plan = Plan(cfg, path, nb, plan_runs(cfg, results, only, seeds), paper, results)
     if errs := _backbone_problems(plan):
-        raise ConfigError(f"{cfg.chain[0][0]} cannot run as written (nothing was run):\n  - " + "\n  - ".join(errs))
+        raise ConfigError(_cannot_run(cfg, errs))
     return plan
+
+def _cannot_run(cfg: Config, errs: list) -> str:
+    "The refusal of a config with problems `errs`: one line for one problem, else a line each."
+    return f"{cfg.chain[0][0]} cannot run as written (nothing was run):" + (f" {errs[0]}" if len(errs) == 1 else "\n  - " + "\n  - ".join(errs))
 
 def _backbone_problems(plan: Plan) -> list[str]:
     "One line per distinct backbone of the plan's runs that timm does not build (imports torch and timm only if needed)."
@@ -299,6 +303,12 @@ def _set_aside(plan: Plan, r: Run, echo) -> Path:
     echo(f"{r.run_id}: made with another configuration ({why}), moved to {dest}; it runs again")
     return dest
 
+def check_reevaluable(plan: Plan) -> None:
+    "ConfigError, before anything is re-evaluated, if a finished run's history does not reach its last epoch."
+    if gaps := [g for r in plan.runs if r.done and (g := history_gap(r.out_dir))]:
+        raise ConfigError(f"--reevaluate: {'; '.join(gaps)}: its final terms would be an earlier epoch's; restore the file, or move "
+                          "the run folder aside and run it again (nothing was re-evaluated).")
+
 def reevaluate_runs(plan: Plan, echo=print) -> dict:
     "Evaluate every finished run of `plan` again from its saved backbone (`pid_ssl.train.reevaluate`): {run_id: status}."
     from pid_ssl.train import reevaluate
@@ -342,6 +352,7 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
              ) -> dict:
     "Run a config's (setting × seed) grid, then its paper notebooks; return {'runs': {run_id: status}, 'paper': {...}, 'failed': [...]}."
     plan = prepare(config, results, only, seeds, repo)
+    if reevaluate: check_reevaluable(plan)
     runner = None if reevaluate else _launcher(plan, launcher, launch or {})
     echo(describe(plan) + (f"\n{runner.describe()}" if runner else ""))
     if dry_run: return dict(plan=plan, runs={r.run_id: {"finished": "skipped", "todo": "to run"}.get(r.state, r.state) for r in plan.runs},

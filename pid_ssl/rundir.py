@@ -10,8 +10,11 @@ __all__ = ['CKPT', 'PREV', 'DAMAGED', 'BACKBONE', 'PROBE_PREFIX', 'CheckpointErr
 import hashlib
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save
@@ -38,16 +41,24 @@ def save_checkpoint(ckpt: dict,  # everything a resume needs (`fit`'s layout)
     return atomic_torch_save(ckpt, d / CKPT)
 
 # %% ../nbs/05a_rundir.ipynb #97c8415b
+_NUMPY_ARRAYS = [np.ndarray((1,)).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # a uint32 array rebuilt by numpy
+
 def _read_ckpt(p: Path) -> dict:
-    "A checkpoint dict, or an exception saying why it cannot be one."
-    ck = torch.load(p, map_location="cpu", weights_only=False)
+    "A checkpoint dict, or an exception saying why it cannot be one; read as weights only (tensors and plain values, never code)."
+    try:
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):  # older checkpoints hold numpy's RNG state as a uint32 array
+            ck = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))  # what the pickle asks for
+        why = f" (it refers to {m.group(1)})" if m else ""
+        raise ValueError(f"it holds more than tensors and plain values{why}, and pid_ssl loads no code from a checkpoint") from None
     if not isinstance(ck, dict) or any(k not in ck for k in _CKPT_KEYS):
         raise ValueError(f"not a pid_ssl checkpoint (keys {sorted(ck) if isinstance(ck, dict) else type(ck).__name__})")
     return ck
 
 def _why(e: BaseException) -> str:
     "An exception as a short one-line reason."
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:240]}"
 
 # %% ../nbs/05a_rundir.ipynb #8f7731c3
 def load_checkpoint(run_dir: str | Path,  # the run folder

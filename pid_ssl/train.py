@@ -30,12 +30,12 @@ from contextlib import contextmanager
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
 from .config import ConfigError, RunConfig, config_from_args, identity_diff
 from .cli import UserError, run_command
-from .layout import METRICS
+from .layout import METRICS, history_gap
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
 from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
 from .backbones import build_net, SSLNet, check_backbone, param_groups, make_optimizer, lr_at
-from .rundir import CKPT, PREV, save_checkpoint, load_checkpoint, save_backbone
+from .rundir import CKPT, PREV, _read_ckpt, save_checkpoint, load_checkpoint, save_backbone
 from .losses import NonFiniteError
 from .pid import PID_KEYS, pid_objective, pid_penalty, method_schedule, shared_projection
 from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, label_information,
@@ -150,11 +150,14 @@ class SSLStep(nn.Module):
 
 # %% ../nbs/09_train.ipynb #d2eaad51
 def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),
+    "The global generators' states as tensors and plain values (a checkpoint is loaded as weights only)."
+    name, keys, *rest = np.random.get_state()
+    return dict(torch=torch.get_rng_state(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), *rest), python=random.getstate(),
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
 
 def _set_rng_state(s: dict):
-    torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
+    name, keys, *rest = s["numpy"]  # keys: a tensor, or the uint32 array of an older checkpoint
+    torch.set_rng_state(s["torch"]); np.random.set_state((name, np.asarray(keys).astype(np.uint32), *rest)); random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
 # %% ../nbs/09_train.ipynb #a2892c32
@@ -294,7 +297,7 @@ class TrainingDiverged(UserError, FloatingPointError):
 def _last_finite_checkpoint(out: Path) -> str:
     "The newest checkpoint of `out` whose weights and BatchNorm statistics are all finite, as words for a message."
     for p in (out / CKPT, out / PREV):
-        try: ck = torch.load(p, map_location="cpu", weights_only=False)
+        try: ck = _read_ckpt(p)
         except Exception: continue  # missing or unreadable
         if all(bool(torch.isfinite(t).all()) for t in ck["model"].values() if torch.is_tensor(t) and t.is_floating_point()):
             return f"{p} (after epoch {ck['state']['epoch']})"
@@ -549,6 +552,9 @@ def reevaluate(run_dir: str | Path,  # a finished run folder (its backbone.safet
     "Recompute a finished run's metrics from its saved backbone and probe under the current evaluation; rewrites metrics.json."
     out = Path(run_dir)
     if not (out / METRICS).is_file(): raise RunFolderError(f"{out} holds no finished run (no {METRICS}): run it first.")
+    if gap := history_gap(out):
+        raise RunFolderError(f"{out}: not re-evaluated: {gap}, so its final terms would be an earlier epoch's; restore the file, "
+                             "or move the run folder aside and run it again.")
     args = read_json(out / "params.json")["args"]
     c = RunConfig.make({**args, "out_dir": str(out), **({"device": device} if device else {})}, where=str(out / "params.json"))
     threads, old = torch.get_num_threads(), read_json(out / METRICS)

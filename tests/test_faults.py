@@ -1,0 +1,253 @@
+"""A hostile user's inputs (issue 27): each is refused before any work, in one line naming the file, the setting or the
+flag and what to do, with exit status 2 -- never a traceback, a wrong number or a hang."""
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pid_ssl.config import FIELDS, SEED_MAX, ConfigError, RunConfig, load_config
+from pid_ssl.reproduce import main, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "pid_ssl_reproduce: error: "
+
+
+def _config(tmp_path, text, name="bad.yaml"):
+    "A config layered over the smoke config."
+    cfg = tmp_path / name
+    cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\n{text}")
+    return cfg
+
+
+def _refused(capsys, argv, says, one_line=True) -> str:
+    "Run pid_ssl_reproduce: exit status 2, the error on stderr (one line), saying `says`; its error text."
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(PREFIX) and says in err, err
+    if one_line: assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_config_not_utf8_refused(tmp_path, capsys):
+    "1. A config file that is not UTF-8 text: one line naming the file (was a UnicodeDecodeError traceback)."
+    cfg = tmp_path / "latin1.yaml"
+    cfg.write_bytes(f"base: {ROOT / 'configs' / 'smoke.yaml'}\n# caf\xe9\nparams: {{epochs: 1}}\n".encode("latin-1"))
+    results = tmp_path / "results"
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(results)], f"{cfg}: not UTF-8 text (byte 0xe9 at offset")
+    assert not results.exists()
+
+
+def test_bad_time_flag_refused(tmp_path, capsys):
+    "2. --time garbage (and a memory that is not finite) with --launcher slurm: one line naming the flag (was a ValueError)."
+    results = tmp_path / "results"
+    _refused(capsys, ["smoke", "--launcher", "slurm", "--time", "garbage", "--dry-run", "--results", str(results)],
+             "--time garbage: time 'garbage' is not a SLURM time limit (minutes, or [D-]HH:MM:SS)")
+    _refused(capsys, ["smoke", "--launcher", "slurm", "--mem-gb", "inf", "--dry-run", "--results", str(results)],
+             "--mem-gb inf: give a finite number")
+    cfg = _config(tmp_path, "launcher: {time: soon, mem_gb: .inf}\n")
+    err = _refused(capsys, [str(cfg), "--launcher", "slurm", "--dry-run", "--results", str(results)],
+                   "time 'soon' is not a SLURM time limit", one_line=False)
+    assert "mem_gb = inf; it must be a positive finite float" in err
+    assert not results.exists()
+
+
+def test_refused_submission_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    "3. sbatch refuses the jobs (a bad partition): one line with sbatch's reason, and no stray files (was FailedJobError + a .pkl)."
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"; bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"  # a stand-in for a cluster's sbatch that refuses every job as SLURM does a bad partition
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nosuch' >&2\n"
+                      "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\nexit 1\n")
+    sbatch.chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n"); (bin_dir / "srun").chmod(0o755)  # submitit looks for it
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    results = tmp_path / "results"
+    for seeds in (["0"], ["0", "1"]):  # one job (submitit's single submission) and a job array
+        err = _refused(capsys, ["smoke", "--launcher", "slurm", "--partition", "nosuch", "--no-paper", "--seeds", *seeds,
+                                "--results", str(results)], "--launcher slurm: the jobs were not submitted (")
+        assert "invalid partition specified: nosuch" in err and "Traceback" not in err, err
+        assert not results.exists(), sorted(results.rglob("*"))
+    # a launch folder that was there before keeps what it held, and gains nothing
+    old = results / "launch" / "smoke" / "bt-s0.log"; old.parent.mkdir(parents=True); old.write_text("earlier\n")
+    _refused(capsys, ["smoke", "--launcher", "slurm", "--partition", "nosuch", "--no-paper", "--results", str(results)],
+             "invalid partition specified: nosuch")
+    assert sorted(results.rglob("*")) == [results / "launch", results / "launch" / "smoke", old]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("settings:\n  bt: {method: bt}\n  bt: {method: vicreg}\n", "'bt' given twice (first on line 3)"),
+    ("settings:\n  bt: {method: bt, lr: 0.1, lr: 0.2}\n", "'lr' given twice (first on line 3)"),
+    ("params:\n  epochs: 1\nparams:\n  epochs: 2\n", "'params' given twice (first on line 2)"),
+])
+def test_duplicate_key_refused(text, key, tmp_path, capsys):
+    "4. A key given twice in any mapping: one line naming the key and the file (was: the last one silently won)."
+    cfg = _config(tmp_path, text)
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(tmp_path / "results")], f"{cfg}: line ")
+    with pytest.raises(ConfigError, match=key.replace("(", r"\(").replace(")", r"\)")): load_config(cfg)
+
+
+def test_merge_keys_still_override(tmp_path):
+    "4. YAML merge keys (`<<:`) may still be overridden: that is no duplicate."
+    cfg = _config(tmp_path, "params:\n  a: &a {method: bt, lr: 0.1}\nsettings:\n  bt: {<<: *a, lr: 0.2}\n")
+    assert load_config(cfg).data["settings"]["bt"] == {"method": "bt", "lr": 0.2}
+
+
+@pytest.mark.parametrize("setting, key", [("{method: bt, weight_decay: .inf}", "weight_decay = inf must be a finite number"),
+                                          ("{method: bt, bt_lambda: .inf}", "bt_lambda = inf must be a finite number"),
+                                          ("{method: bt_pid, beta: .inf}", "beta = inf must be a finite number"),
+                                          ("{method: bt, warmup_epochs: -.inf}", "warmup_epochs = -inf must be a finite number")])
+def test_infinite_value_refused(setting, key, tmp_path, capsys):
+    "5. An infinite value in a config: refused by --dry-run (was: an epoch trained, then a NonFiniteError traceback)."
+    cfg = _config(tmp_path, f"settings:\n  bt: {setting}\n  bt_pid: null\n")
+    err = _refused(capsys, [str(cfg), "--dry-run", "--results", str(tmp_path / "results")], key)
+    assert f"{cfg}, settings.bt: " in err
+
+
+def test_every_float_parameter_is_finite():
+    "5. Every float parameter of RunConfig refuses inf and -inf (unless its option says it takes them: none does now)."
+    floats = [n for n, f in FIELDS.items() if float in (getattr(f.type, "__args__", None) or (f.type,))]
+    assert {"weight_decay", "bt_lambda", "beta", "lr", "warmup_epochs", "crop_scale"} <= set(floats)
+    for name in floats:
+        for v in (math.inf, -math.inf):
+            with pytest.raises(ConfigError, match=f"{name} = {v!r} must be a finite number"): RunConfig.make({name: v})
+
+
+def test_seed_range(tmp_path, capsys):
+    "6. Seeds outside the generators' range: refused by --dry-run (was: accepted, then an overflow in torch.manual_seed)."
+    results = tmp_path / "results"
+    for s in (2**64, 2**32):
+        _refused(capsys, ["smoke", "--seeds", str(s), "--dry-run", "--results", str(results)],
+                 f"--seeds: seeds must be non-negative integers up to {SEED_MAX} (the generators' range); [{s}] are not")
+    cfg = _config(tmp_path, "seeds: [0, -1]\n")
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(results)], "[-1] are not")
+    for name in ("seed", "subset_seed"):
+        with pytest.raises(ConfigError, match=f"{name} = {2**64} must be <= {SEED_MAX}"): RunConfig.make({name: 2**64})
+    assert not results.exists()
+    import numpy as np, torch  # the largest seed and what a run derives from it are taken by every generator
+    np.random.seed(SEED_MAX); torch.manual_seed(SEED_MAX + 12345); torch.Generator().manual_seed(SEED_MAX + 2)
+
+
+def _finished_run(tmp_path, rows: int, epochs: int = 12):
+    "A run folder that the runner takes as finished with the config's configuration, its history `rows` of `epochs` long."
+    cfg = _config(tmp_path, f"params: {{epochs: {epochs}}}\nsettings: {{bt_pid: null}}\nseeds: [0]\n", name="trunc.yaml")
+    results = tmp_path / "results"
+    run = prepare(cfg, results).runs[0]
+    run.out_dir.mkdir(parents=True)
+    (run.out_dir / "params.json").write_text(json.dumps(dict(args=dataclasses.asdict(run.config.effective()))))
+    (run.out_dir / "history.jsonl").write_text("".join(json.dumps(dict(epoch=e, loss=1.0 / e)) + "\n" for e in range(1, rows + 1)))
+    (run.out_dir / "metrics.json").write_text('{"knn200_top1": 42.0}\n')
+    assert run.state == "finished"
+    return cfg, results, run.out_dir
+
+
+def test_reevaluate_refuses_truncated_history(tmp_path, capsys):
+    "7. --reevaluate on a run whose history.jsonl stops at epoch 5 of 12: refused, metrics.json untouched (was: exit 0, epoch-5 terms)."
+    cfg, results, out = _finished_run(tmp_path, rows=5)
+    before = (out / "metrics.json").read_bytes()
+    _refused(capsys, [str(cfg), "--reevaluate", "--no-paper", "--results", str(results)],
+             f"--reevaluate: {out / 'history.jsonl'} holds 5 of the run's 12 epochs (the last row is epoch 5)")
+    _refused(capsys, [str(cfg), "--reevaluate", "--dry-run", "--results", str(results)], "holds 5 of the run's 12 epochs")
+    assert (out / "metrics.json").read_bytes() == before
+    from pid_ssl.train import RunFolderError, reevaluate  # the library function refuses it as well
+    with pytest.raises(RunFolderError, match="holds 5 of the run's 12 epochs"): reevaluate(out)
+    assert (out / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["...yaml", ". .yaml", "-x.yaml"])
+def test_config_name_checked(name, tmp_path, capsys):
+    "8. A config file's name is its runs' folder: '...yaml' (config '..') is refused (was: runs in the results root)."
+    cfg = _config(tmp_path, "", name=name)
+    results = tmp_path / "results"
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(results)],
+             f"{cfg}: the config's name {Path(name).stem!r} (its file name")
+    assert not results.exists()
+
+
+def test_config_names_in_use_accepted(tmp_path, capsys):
+    "8. Names as the shipped and tested configs have them stay valid (letters, digits, '_', '-', '.')."
+    for name in ("cpu_pilot_t1.yaml", "my-config.v2.yaml"):
+        assert main([str(_config(tmp_path, "", name=name)), "--dry-run", "--results", str(tmp_path / "r")]) == 0, capsys.readouterr().err
+
+
+def test_local_cpus_per_run_zero_refused(tmp_path, capsys):
+    "9. --launcher local --cpus-per-run 0: refused (was: silently replaced by the default)."
+    results = tmp_path / "results"
+    _refused(capsys, ["smoke", "--launcher", "local", "--cpus-per-run", "0", "--dry-run", "--results", str(results)],
+             "--cpus-per-run 0: give at least 1")
+    _refused(capsys, ["smoke", "--launcher", "local", "--cpus-per-run", "-2", "--dry-run", "--results", str(results)],
+             "--cpus-per-run -2: give at least 1")
+    assert not results.exists()
+
+
+def test_planted_checkpoint_runs_no_code(tmp_path, capfd):
+    "10a. A checkpoint whose unpickling would run a command: the resume refuses it in one line, exit 2, and runs nothing."
+    import os
+    import subprocess
+    import sys
+    import torch
+
+    class Planted:
+        def __reduce__(self): return (os.system, (f"touch {tmp_path / 'code-ran'}",))
+
+    out = tmp_path / "run"; out.mkdir()
+    torch.save(dict(model={}, opt={}, state=dict(epoch=1), extra=Planted()), out / "checkpoint.pt")
+    small = dict(dataset="synthetic", n_train=128, n_test=64, image_size=16, arch="resnet10t", projector="64-64", epochs=2,
+                 batch_size=64, pid_proj_dim=16, linear_epochs=1, semi_fractions="", device="cpu", precision="fp32")
+    cmd = [sys.executable, "-m", "pid_ssl.train", "--out-dir", str(out), "--no-progress", *[f"--{k}={v}" for k, v in small.items()]]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pid_ssl_train: error: cannot resume "), r.stderr
+    assert "holds more than tensors and plain values (it refers to posix.system)" in lines[0], r.stderr
+    assert not (tmp_path / "code-ran").exists()
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("{method: bt, n_train: 0, batch_size: 100000}", "batch_size=100000 is more than the 512 training images of 'synthetic' (n_train=0"),
+    ("{method: bt, dataset: cifar10, n_train: 60000}", "n_train=60000 is more than the 50000 training images of 'cifar10'"),
+])
+def test_batch_larger_than_dataset_refused(setting, says, tmp_path, capsys):
+    "10b. A batch (or a subset) larger than the dataset: refused by --dry-run (was: accepted, then an error in the run)."
+    cfg = _config(tmp_path, f"settings:\n  bt: {setting}\n  bt_pid: null\n")
+    _refused(capsys, [str(cfg), "--dry-run", "--results", str(tmp_path / "results")], says)
+
+
+def _alive(pid: int) -> bool:
+    "Whether process `pid` runs (a zombie, ended but not yet reaped, counts as ended)."
+    try: state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError): return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="PR_SET_PDEATHSIG and /proc: Linux only")
+def test_local_workers_die_with_their_launcher(tmp_path):
+    "10c. SIGKILL to `--launcher local`: its worker stops too (was: it trained on, orphaned), leaving no claim behind."
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pid_ssl.lock import lock_holder
+    cfg = tmp_path / "long.yaml"  # the smoke wiring, 3 epochs: room to kill the launcher mid-run
+    cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\nparams: {{epochs: 3}}\nsettings: {{bt_pid: null}}\nseeds: [0]\n")
+    results = tmp_path / "results"
+    claim = results / "launch" / "long" / "claims" / "bt-s0"
+    cmd = [sys.executable, "-m", "pid_ssl.reproduce", str(cfg), "--results", str(results), "--no-paper", "--launcher", "local",
+           "--jobs", "1", "--cpus-per-run", "1"]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not (lock_holder(claim) or {}).get("pid") and launcher.poll() is None and time.time() - t0 < 180: time.sleep(0.05)
+    worker = lock_holder(claim)["pid"]  # the worker process holds the run's claim
+    launcher.send_signal(signal.SIGKILL); launcher.wait()
+    t0 = time.time()
+    while _alive(worker) and time.time() - t0 < 120: time.sleep(0.1)
+    alive = _alive(worker)
+    if alive: os.kill(worker, signal.SIGKILL)
+    assert not alive, "the worker outlived its launcher"
+    t0 = time.time()  # its kernel stops with it and drops the run's lock
+    while lock_holder(results / "runs" / "long" / "bt-s0") is not None and time.time() - t0 < 60: time.sleep(0.1)
+    assert lock_holder(results / "runs" / "long" / "bt-s0") is None
+    assert not claim.exists(), sorted(claim.rglob("*"))
