@@ -70,6 +70,7 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=["pid_ssl", "pid_ssl.*"]),
     include_package_data=True,
+    package_data={cfg["lib_name"]: ["py.typed"]},  # PEP 561: type checkers read pid_ssl's annotations
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
     extras_require={"repro": repro_requirements, "slurm": slurm_requirements, "dev": dev_requirements},
