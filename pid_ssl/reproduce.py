@@ -186,11 +186,11 @@ def prepare(config: str | Path,  # config name in configs/ or a YAML path
     return plan
 
 def _backbone_problems(plan: Plan) -> list[str]:
-    "One line per distinct backbone of the plan's runs that timm does not build (imports torch and timm only if needed)."
+    "One line per distinct backbone of the runs still to run that timm does not build (imports torch and timm only then)."
     seen, errs = {}, []
     for r in plan.runs:
         c = r.config; key = (c.arch, c.small_stem, c.stem_padding, c.backbone_kwargs)
-        if key in seen: continue
+        if key in seen or r.state == "finished": continue  # a finished run is skipped: its network was built when it ran
         from pid_ssl.backbones import check_backbone
         try: seen[key] = check_backbone(*key)
         except ValueError as e: seen[key] = None; errs.append(f"{plan.cfg.chain[0][0]}, settings.{r.setting}: arch={c.arch!r}: {e}")

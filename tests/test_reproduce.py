@@ -144,6 +144,19 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dry_run_of_a_finished_config_is_quick():
+    """`pid_ssl_reproduce demo --dry-run` over the committed demo runs (all finished): no torch, no timm, a few seconds.
+    It took 13-24 s when every run's backbone was built to check it (torch + timm + torchvision imports); about 2 s
+    after, on this shared 2-core machine under load. The bound is generous for a loaded machine."""
+    code = ("import sys, time; t = time.perf_counter()\nfrom pid_ssl.reproduce import main\nrc = main(['demo', '--dry-run'])\n"
+            "print(repr((rc, 'torch' in sys.modules, 'timm' in sys.modules, time.perf_counter() - t)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    rc, torch_loaded, timm_loaded, secs = eval(r.stdout.splitlines()[-1])
+    assert "demo: 6 runs, 0 to run, 6 finished (skipped)" in r.stdout, r.stdout + r.stderr
+    assert (rc, torch_loaded, timm_loaded) == (0, False, False), r.stdout
+    assert secs < 10, f"dry run took {secs:.1f} s"
+
+
 def _config(tmp_path, text):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\n{text}")
