@@ -11,7 +11,7 @@ _API = {"pid_ssl.config": ("RunConfig", "resolve_run", "load_config", "ConfigErr
         "pid_ssl.methods": ("METHODS", "method_weights"),
         "pid_ssl.train": ("fit", "reevaluate", "evaluate_frozen", "RunData"),
         "pid_ssl.reproduce": ("reproduce",),
-        "pid_ssl.rundir": ("load_backbone",),
+        "pid_ssl.rundir": ("load_backbone", "export_timm"),
         "pid_ssl.backbones": ("create_backbone",),
         "pid_ssl.data": ("load_dataset",),
         "pid_ssl.losses": ("barlow_twins_loss", "vicreg_loss"),
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # what type checkers and editors read (`X as X`: re-exported)
     from pid_ssl.train import (
         fit as fit, reevaluate as reevaluate, evaluate_frozen as evaluate_frozen, RunData as RunData)
     from pid_ssl.reproduce import reproduce as reproduce
-    from pid_ssl.rundir import load_backbone as load_backbone
+    from pid_ssl.rundir import load_backbone as load_backbone, export_timm as export_timm
     from pid_ssl.backbones import create_backbone as create_backbone
     from pid_ssl.data import load_dataset as load_dataset
     from pid_ssl.losses import barlow_twins_loss as barlow_twins_loss, vicreg_loss as vicreg_loss
