@@ -142,6 +142,7 @@ class SystemConfig:
     sync_bn: bool = opt(True, "synchronised BatchNorm under DDP")
     checkpoint_every: int = opt(1, "epochs between checkpoints (always at the end)", low=1)
     progress: bool = opt(True, "progress bar on a terminal (plain epoch lines are always printed)")
+    tensorboard: bool = opt(False, "also write TensorBoard event files (the run folder's tensorboard/; history.jsonl stays the record; pip install 'pid_ssl[tensorboard]')")
 
 # %% ../nbs/02_config.ipynb #c0441b3b
 GROUPS = dict(data=DataConfig, network=NetworkConfig, method=MethodConfig, optimisation=OptimConfig, pid=PIDConfig,
@@ -242,7 +243,8 @@ def _effective(self) -> "RunConfig":
 RunConfig.validate, RunConfig.effective = _validate, _effective
 
 # %% ../nbs/02_config.ipynb #72929b73
-RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile")  # may change between a run's starts
+RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile",  # may change between a run's starts
+                     "tensorboard")  # and what only logs: a run with the TensorBoard sink is the same run
 
 def identity_diff(stored: dict,  # the `args` a run folder's params.json (or checkpoint) records
                   c: "RunConfig",  # the configuration asked for now
