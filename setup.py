@@ -18,7 +18,8 @@ lic = licenses[cfg["license"]]
 requirements = shlex.split(cfg.get("requirements", ""))
 repro_requirements = shlex.split(cfg.get("repro_requirements", ""))  # the reproduction's notebook stack
 slurm_requirements = shlex.split(cfg.get("slurm_requirements", ""))  # pid_ssl_reproduce --launcher slurm
-dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements
+tensorboard_requirements = shlex.split(cfg.get("tensorboard_requirements", ""))  # RunConfig.tensorboard: the optional sink
+dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements + tensorboard_requirements
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 readme = Path(__file__).with_name("README.md")
 here = Path(__file__).resolve().parent
@@ -70,9 +71,11 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=["pid_ssl", "pid_ssl.*"]),
     include_package_data=True,
+    package_data={cfg["lib_name"]: ["py.typed"]},  # PEP 561: type checkers read pid_ssl's annotations
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
-    extras_require={"repro": repro_requirements, "slurm": slurm_requirements, "dev": dev_requirements},
+    extras_require={"repro": repro_requirements, "slurm": slurm_requirements, "tensorboard": tensorboard_requirements,
+                    "dev": dev_requirements},
     entry_points={
         "console_scripts": scripts,
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

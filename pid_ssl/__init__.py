@@ -11,7 +11,7 @@ _API = {"pid_ssl.config": ("RunConfig", "resolve_run", "load_config", "ConfigErr
         "pid_ssl.methods": ("METHODS", "method_weights"),
         "pid_ssl.train": ("fit", "reevaluate", "evaluate_frozen", "RunData"),
         "pid_ssl.reproduce": ("reproduce",),
-        "pid_ssl.rundir": ("load_backbone",),
+        "pid_ssl.rundir": ("load_backbone", "export_timm"),
         "pid_ssl.backbones": ("create_backbone",),
         "pid_ssl.data": ("load_dataset",),
         "pid_ssl.losses": ("barlow_twins_loss", "vicreg_loss"),
@@ -30,3 +30,24 @@ def __getattr__(name: str):
     return value
 
 def __dir__() -> list: return sorted(list(globals()) + __all__)
+
+# %% ../nbs/14_api.ipynb #c4d8da37
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and editors read (`X as X`: re-exported); at run time nothing is imported here
+    from pid_ssl.config import (
+        RunConfig as RunConfig, resolve_run as resolve_run, load_config as load_config, ConfigError as ConfigError)
+    from pid_ssl.methods import METHODS as METHODS, method_weights as method_weights
+    from pid_ssl.train import (
+        fit as fit, reevaluate as reevaluate, evaluate_frozen as evaluate_frozen, RunData as RunData)
+    from pid_ssl.reproduce import reproduce as reproduce
+    from pid_ssl.rundir import load_backbone as load_backbone, export_timm as export_timm
+    from pid_ssl.backbones import create_backbone as create_backbone
+    from pid_ssl.data import load_dataset as load_dataset
+    from pid_ssl.losses import barlow_twins_loss as barlow_twins_loss, vicreg_loss as vicreg_loss
+    from pid_ssl.pid import (
+        pid_objective as pid_objective, gaussian_pid as gaussian_pid, method_schedule as method_schedule)
+    from pid_ssl.evaluate import (
+        label_information as label_information, semi_supervised as semi_supervised,
+        select_linear_probe as select_linear_probe, knn_classify as knn_classify)
+    from pid_ssl.results import load_runs as load_runs, load_history as load_history

@@ -9,6 +9,8 @@ __all__ = ['USER_ERRORS', 'UserError', 'add_debug_flag', 'run_command', 'list_ac
 import argparse
 import sys
 
+from . import __version__
+
 # %% ../nbs/00a_cli.ipynb #666cd99b
 class UserError(Exception):
     "pid_ssl's refusals of what a user asked for; the message says how to go on."
@@ -58,7 +60,8 @@ def command_parser(prog: str,  # the command's name
                    description: str,  # what it does (first line of --help)
                    examples: list[str],  # command lines shown at the end of --help
                   ) -> argparse.ArgumentParser:
-    "An argparse parser in the commands' style: examples at the end of --help, and `--debug`."
+    "An argparse parser in the commands' style: examples at the end of --help, `--version` and `--debug`."
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
-    return add_debug_flag(argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}", help="print pid_ssl's version and exit")
+    return add_debug_flag(p)

@@ -151,6 +151,7 @@ class SystemConfig:
     sync_bn: bool = opt(True, "synchronised BatchNorm under DDP")
     checkpoint_every: int = opt(1, "epochs between checkpoints (always at the end)", low=1)
     progress: bool = opt(True, "progress bar on a terminal (plain epoch lines are always printed)")
+    tensorboard: bool = opt(False, "also write TensorBoard event files (the run folder's tensorboard/; history.jsonl stays the record; pip install 'pid_ssl[tensorboard]')")
 
 # %% ../nbs/02_config.ipynb #c0441b3b
 GROUPS = dict(data=DataConfig, network=NetworkConfig, method=MethodConfig, optimisation=OptimConfig, pid=PIDConfig,
@@ -263,7 +264,8 @@ def _effective(self) -> "RunConfig":
 RunConfig.validate, RunConfig.effective = _validate, _effective
 
 # %% ../nbs/02_config.ipynb #72929b73
-RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile")  # may change between a run's starts
+RUN_IDENTITY_SKIP = ("out_dir", "device", "progress", "checkpoint_every", "compile",  # may change between a run's starts
+                     "tensorboard")  # and what only logs: a run with the TensorBoard sink is the same run
 
 def identity_diff(stored: dict,  # the `args` a run folder's params.json (or checkpoint) records
                   c: "RunConfig",  # the configuration asked for now
@@ -570,17 +572,21 @@ def _shown_default(d) -> str:
     if d is None or d == "" or d == (): return ""
     return f" (default: {' '.join(map(str, d)) if isinstance(d, tuple) else repr(d)})"
 
+def _add_option(g, flag: str, f, help: str):
+    "One option `flag` for field `f`: a bool as --x / --no-x, a tuple as a list, else one value of the field's type."
+    kw = dict(dest=f.name, default=argparse.SUPPRESS, help=help)
+    kind, many = _option_type(f)
+    if kind is bool: g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+    elif many: g.add_argument(flag, nargs="+", action=list_action(kind), metavar=kind.__name__.upper(), **kw)
+    else: g.add_argument(flag, type=kind, metavar=kind.__name__.upper(), **kw)
+
 def add_field_options(g,  # a parser or one of its argument groups
                       flds,  # dataclass fields declared with `opt`
                      ):
-    "One option per field: --a-b (and --a_b), its help and default; a bool as --x / --no-x, a tuple as a list."
+    "One option per field, --a-b with its help and default; --a_b is accepted too but hidden from --help (listed once)."
     for f in flds:
-        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
-        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=(f.metadata["help"] + _shown_default(f.default)).replace("%", "%%"))
-        kind, many = _option_type(f)
-        if kind is bool: g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
-        elif many: g.add_argument(*flags, nargs="+", action=list_action(kind), metavar=kind.__name__.upper(), **kw)
-        else: g.add_argument(*flags, type=kind, metavar=kind.__name__.upper(), **kw)
+        _add_option(g, f"--{f.name.replace('_', '-')}", f, (f.metadata["help"] + _shown_default(f.default)).replace("%", "%%"))
+        if "_" in f.name: _add_option(g, f"--{f.name}", f, argparse.SUPPRESS)  # the underscore spelling: a hidden alias
     return g
 
 # %% ../nbs/02_config.ipynb #acf2ec34

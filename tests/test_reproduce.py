@@ -164,6 +164,19 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dry_run_of_a_finished_config_is_quick():
+    """`pid_ssl_reproduce demo --dry-run` over the committed demo runs (all finished): no torch, no timm, a few seconds.
+    It took 13-24 s when every run's backbone was built to check it (torch + timm + torchvision imports); about 2 s
+    after, on this shared 2-core machine under load. The bound is generous for a loaded machine."""
+    code = ("import sys, time; t = time.perf_counter()\nfrom pid_ssl.reproduce import main\nrc = main(['demo', '--dry-run'])\n"
+            "print(repr((rc, 'torch' in sys.modules, 'timm' in sys.modules, time.perf_counter() - t)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    rc, torch_loaded, timm_loaded, secs = eval(r.stdout.splitlines()[-1])
+    assert "demo: 6 runs, 0 to run, 6 finished (skipped)" in r.stdout, r.stdout + r.stderr
+    assert (rc, torch_loaded, timm_loaded) == (0, False, False), r.stdout
+    assert secs < 10, f"dry run took {secs:.1f} s"
+
+
 def _config(tmp_path, text):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\n{text}")
@@ -260,3 +273,40 @@ def test_sigterm_leaves_runs_resumable(tmp_path):
     assert again.returncode == 0 and "1 ran, 0 skipped, 0 failed" in again.stdout, again.stdout + again.stderr
     assert "resumed from" in (run / "executed.ipynb").read_text()
     assert len(load_history(results, "long")) == 3
+
+
+def test_set_override_refused_before_anything_runs(tmp_path, capsys):
+    "--set values are checked like the config's own (same messages), all at once, exit 2, nothing written."
+    results = tmp_path / "results"
+    assert main(["smoke", "--set", "epochs=ten", "--set", "lrr=0.1", "--set", "seed=3", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pid_ssl_reproduce: error: ") and "cannot run as written (nothing was run)" in err, err
+    assert "--set: epochs = 'ten' is a str; epochs is `int`" in err and "--set: unknown parameter 'lrr' (did you mean 'lr'?)" in err
+    assert "--set: remove 'seed'" in err
+    assert main(["smoke", "--dry-run", "--set", "pid_proj_dim=40", "--results", str(results)]) == 2  # a combination, as in a config
+    assert "pid_proj_dim=40 is too large for batch_size=64" in capsys.readouterr().err
+    assert main(["smoke", "--dry-run", "--set", "epochs", "--results", str(results)]) == 2
+    assert "--set epochs: write KEY=VALUE" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_set_override_recorded_in_its_own_runs(tmp_path, capsys):
+    "--set runs go to runs/<config>+<overrides>/, record the overrides in params.json, and stale detection sees them."
+    cfg, results = tmp_path / "tiny.yaml", tmp_path / "results"
+    cfg.write_text(f"base: {ROOT / 'configs' / 'smoke.yaml'}\nparams: {{n_test: 16}}\nsettings: {{bt_pid: null}}\nseeds: [0]\n")
+    args = [str(cfg), "--set", "epochs=2", "--set", "lr=1", "--results", str(results), "--no-paper"]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"tiny+epochs=2+lr=1.0: 1 runs, 1 to run, 0 finished (skipped) -> {results / 'runs' / 'tiny+epochs=2+lr=1.0'}" in out, out
+    assert "overrides (--set): epochs=2, lr=1.0" in out and not results.exists()
+    assert main(args) == 0, capsys.readouterr()
+    run = results / "runs" / "tiny+epochs=2+lr=1.0" / "bt-s0"
+    params = json.loads((run / "params.json").read_text())
+    assert (params["args"]["epochs"], params["args"]["lr"], params["overrides"]) == (2, 1.0, {"epochs": 2, "lr": 1.0})
+    assert len((run / "history.jsonl").read_text().splitlines()) == 2  # two epochs
+    assert not (results / "runs" / "tiny").exists()  # never among the config's own runs
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0 and "0 to run, 1 finished" in capsys.readouterr().out
+    cfg.write_text(cfg.read_text().replace("n_test: 16", "n_test: 16, weight_decay: 0.001"))  # the config changes under them
+    assert main([*args, "--dry-run"]) == 0
+    assert "STALE bt-s0 (made with another configuration: weight_decay: folder has 0.0001, asked 0.001)" in capsys.readouterr().out

@@ -11,10 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_FILES = ("setup.py", "settings.ini", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "pid_ssl/", "configs/", "nbs/")
+BUILD_FILES = ("setup.py", "settings.ini", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md", "CITATION.cff", "pid_ssl/", "configs/", "nbs/")
 
 
 def _sh(cmd: list, cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
@@ -40,6 +41,7 @@ def test_reproduce_from_installed_wheel(tmp_path):
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]  # offline when it can be
     _sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, ".", "-w", wheels], src, env)
     wheel = next(wheels.glob("pid_ssl-*.whl"))
+    assert "pid_ssl/py.typed" in zipfile.ZipFile(wheel).namelist()  # PEP 561: type checkers read the installed annotations
     _sh([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path, env)
     py = venv / "bin" / "python"
     _sh([py, "-m", "pip", "install", "-q", "--no-deps", wheel], tmp_path, env)
