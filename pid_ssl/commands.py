@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TRAIN_DESCRIPTION', 'TRAIN_EXAMPLES', 'BENCH_RUN_FIELDS', 'BENCH_DESCRIPTION', 'BENCH_EXAMPLES', 'train_parser',
-           'train_main', 'BenchOptions', 'bench_parser', 'bench_args', 'bench_main']
+           'train_main', 'passive_openmp_wait', 'BenchOptions', 'bench_parser', 'bench_args', 'bench_main']
 
 # %% ../nbs/02a_commands.ipynb #c81ec3ae
 import argparse
@@ -51,7 +51,13 @@ def _check_train(ns: argparse.Namespace):
 
 def train_main(argv: list[str] | None = None) -> int:
     "The `pid_ssl_train` console script: parsed and checked here, run by `pid_ssl.train.main`."
+    passive_openmp_wait()
     return _parse_then_run(train_parser(), _check_train, "pid_ssl.train", argv)
+
+# %% ../nbs/02a_commands.ipynb #3aa59dd8
+def passive_openmp_wait() -> None:
+    "OpenMP threads sleep when they wait, in this process (if torch is not loaded yet) and those it starts; a set OMP_WAIT_POLICY stays."
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # %% ../nbs/02a_commands.ipynb #4dad96ca
 BENCH_RUN_FIELDS = ("dataset", "root", "n_train", "image_size", "load_size", "crop_scale",  # the data and its views
