@@ -15,13 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_FILES = ("setup.py", "settings.ini", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "pid_ssl/", "configs/", "nbs/")
 
 
 def _sh(cmd: list, cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
     "Run a command; with `ok`, fail the test with its output unless it exits 0."
-    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert not ok or r.returncode == 0, f"{cmd} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
