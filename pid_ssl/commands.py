@@ -4,15 +4,19 @@
 
 # %% auto #0
 __all__ = ['TRAIN_DESCRIPTION', 'TRAIN_EXAMPLES', 'BENCH_RUN_FIELDS', 'BENCH_DESCRIPTION', 'BENCH_EXAMPLES', 'train_parser',
-           'train_main', 'BenchOptions', 'bench_parser', 'bench_args', 'bench_main']
+           'train_main', 'passive_openmp_wait', 'BenchOptions', 'bench_parser', 'bench_args', 'bench_main']
 
 # %% ../nbs/02a_commands.ipynb #c81ec3ae
 import argparse
 import dataclasses
 import importlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .cli import run_command
+from .layout import METRICS
+from .lock import lock_holder, busy_message, RunLockedError
 from .config import ConfigError, RunConfig, opt, config_parser, config_from_args, add_field_options
 
 # %% ../nbs/02a_commands.ipynb #e3a3917d
@@ -39,9 +43,21 @@ def train_parser() -> argparse.ArgumentParser:
     "The parser of `pid_ssl_train` (torch-free)."
     return config_parser("pid_ssl_train", TRAIN_DESCRIPTION, TRAIN_EXAMPLES)
 
+def _check_train(ns: argparse.Namespace):
+    "The run's configuration resolves, and its folder is not held by another live process (unless it is finished)."
+    out = Path(config_from_args(ns).out_dir)
+    if ns.print_config or int(os.environ.get("RANK", "0")) != 0 or (out / METRICS).is_file(): return  # fit's own cases
+    if (holder := lock_holder(out)) is not None: raise RunLockedError(busy_message(out, holder))
+
 def train_main(argv: list[str] | None = None) -> int:
     "The `pid_ssl_train` console script: parsed and checked here, run by `pid_ssl.train.main`."
-    return _parse_then_run(train_parser(), config_from_args, "pid_ssl.train", argv)
+    passive_openmp_wait()
+    return _parse_then_run(train_parser(), _check_train, "pid_ssl.train", argv)
+
+# %% ../nbs/02a_commands.ipynb #3aa59dd8
+def passive_openmp_wait() -> None:
+    "OpenMP threads sleep when they wait, in this process (if torch is not loaded yet) and those it starts; a set OMP_WAIT_POLICY stays."
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # %% ../nbs/02a_commands.ipynb #4dad96ca
 BENCH_RUN_FIELDS = ("dataset", "root", "n_train", "image_size", "load_size", "crop_scale",  # the data and its views

@@ -31,6 +31,7 @@ import yaml
 from .cli import run_command, command_parser, list_action
 from .files import read_json
 from .layout import METRICS, finished_run_dirs, history_gap, needs_check, paper_out_dir, run_dir, run_id, runs_dir, stale_dir
+from .commands import passive_openmp_wait
 from .lock import RunLockedError, busy_message, lock_holder
 from .config import (ConfigError, Config, RunConfig, load_config, find_config, repo_dir, check_config, check_seeds,
                             resolve_run, setting_names, suggest, identity_diff, default_results, require_repro,
@@ -493,6 +494,7 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
         ) -> int:
     "pid_ssl_reproduce CONFIG [--dry-run] [--only SETTING ...] [--seeds SEED ...] [--launcher serial|local|slurm] ..."
     a = _parser().parse_args(argv)
+    passive_openmp_wait()  # for the kernels it starts: threads that sleep when they wait (pid_ssl.commands)
     launch = dict(jobs=a.jobs, cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run, partition=a.partition, mem_gb=a.mem_gb,
                   time=a.time, sbatch=a.sbatch)
     run = lambda: 1 if reproduce(a.config, a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output,

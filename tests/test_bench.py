@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 sys.path.insert(0, str(REPO / "scripts"))
 
 
 def test_gpu_check_smoke(tmp_path):
-    p = subprocess.run(["bash", "scripts/gpu_check.sh", "--smoke", "--device", "cpu", "--out", str(tmp_path)],
-                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(["bash", "scripts/gpu_check.sh", "--smoke", "--device", "cpu", "--out", str(tmp_path),
+                        "--stage-timeout", str(HANG_S)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=4 * HANG_S)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     s = json.loads((tmp_path / "gpu_check.json").read_text())
     assert s["ok"] and list(s["stages"]) == ["env", "notebooks", "bench", "pretrain"]
@@ -45,7 +47,7 @@ def test_bench_cli(tmp_path):
     "pid_ssl_bench times fit's step of a _pid method in both pipelines and writes --out-dir/bench.json and bench.png."
     out = tmp_path / "out"
     p = subprocess.run(BENCH + TINY + ["--method", "bt_pid", "--steps", "1", "--repeats", "2", "--warmup", "1", "--workers", "0", "1",
-                                       "--out-dir", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+                                       "--out-dir", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "ours / usual" in p.stdout and "pairs/s (median)" in p.stdout and "redundancy" in p.stdout
     r = json.loads((out / "bench.json").read_text())
@@ -61,7 +63,7 @@ def test_bench_cli(tmp_path):
 def test_bench_writes_nothing_unless_asked(tmp_path):
     "Without --out-dir the benchmark prints and writes nothing, wherever it runs."
     p = subprocess.run(BENCH + TINY + ["--pipelines", "ours", "--steps", "1", "--repeats", "1", "--no-breakdown"],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0 and "pairs/s (median)" in p.stdout, p.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
 
@@ -75,7 +77,7 @@ def test_console_scripts_are_torch_free():
     for cmd in ("train", "bench"):
         code = (f"import sys; from pid_ssl.commands import {cmd}_main\ntry: {cmd}_main(['--help'])\nexcept SystemExit as e: assert e.code == 0\n"
                 "assert 'torch' not in sys.modules")
-        p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60)
+        p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=HANG_S)
         assert p.returncode == 0 and "examples:" in p.stdout and "(default: None)" not in p.stdout, p.stderr
 
 
@@ -95,11 +97,11 @@ def test_nbcells(tmp_path):
 def test_bench_user_error(tmp_path):
     "A bad value is one line on stderr and exit status 2, with or without torch loaded; --debug shows the traceback."
     for cmd in (BENCH, [sys.executable, "-m", "pid_ssl.bench"]):
-        p = subprocess.run(cmd + ["--device", "cpu", "--precision", "fp16"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(cmd + ["--device", "cpu", "--precision", "fp16"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=HANG_S)
         assert (p.returncode, p.stdout) == (2, ""), p.stderr[-3000:]
         assert p.stderr == "pid_ssl_bench: error: command line: precision = 'fp16' is not one of 'auto', 'bf16', 'fp32' (did you mean 'bf16'?)\n", p.stderr
-    p = subprocess.run(BENCH + ["--device", "cpu", "--precision", "fp16", "--debug"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(BENCH + ["--device", "cpu", "--precision", "fp16", "--debug"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 1 and "Traceback (most recent call last)" in p.stderr and "fp16" in p.stderr
-    p = subprocess.run(BENCH + ["--workers", "0,x"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(BENCH + ["--workers", "0,x"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 2 and "argument --workers: 'x' is not a valid int" in p.stderr, p.stderr
     assert list(tmp_path.iterdir()) == []

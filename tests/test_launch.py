@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S
+
 from pid_ssl.lock import lock_holder
 from pid_ssl.reproduce import main, reproduce
 
@@ -43,7 +45,7 @@ def test_local_launcher_matches_serial_and_trains_each_run_once(tmp_path, monkey
     cmd = [sys.executable, "-m", "pid_ssl.reproduce", "smoke", "--seeds", "0", "--results", str(local), "--no-paper",
            "--launcher", "local", "--jobs", "2", "--cpus-per-run", "1"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
+    outs = [p.communicate(timeout=HANG_S) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     said = "\n".join(o for o, _ in outs)
     for rid in ("bt-s0", "bt_pid-s0"):  # trained by exactly one of the two; the other left it or found it finished
@@ -94,10 +96,10 @@ def test_preempted_job_requeues_and_resumes(tmp_path, monkeypatch):
     t = threading.Thread(target=lambda: box.update(rep=reproduce(str(cfg), results=results, paper=False, echo=log.append,
                                                                     launcher="slurm", launch=dict(cluster="local", time=10))))
     t.start()
-    _wait_for(lambda: (run / "checkpoint.pt").exists() or not t.is_alive(), 300, "the first checkpoint")
+    _wait_for(lambda: (run / "checkpoint.pt").exists() or not t.is_alive(), HANG_S, "the first checkpoint")
     job = lock_holder(results / "launch" / "long" / "claims" / "bt-s0")  # the job's own process holds the run's claim
     os.kill(job["pid"], signal.SIGUSR2)
-    t.join(600)
+    t.join(HANG_S)
     assert box["rep"]["runs"] == {"bt-s0": "ok"} and box["rep"]["failed"] == [], log
     assert "resumed from" in (run / "executed.ipynb").read_text()
     assert run_files(run) == run_files(tmp_path / "serial" / "runs" / "long" / "bt-s0")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S
+
 from pid_ssl.config import RunConfig, resolve_run
 from pid_ssl.reproduce import main, notebook_params, prepare, repo_dir, run_notebook
 from pid_ssl.results import load_history, load_runs
@@ -259,17 +261,17 @@ def test_sigterm_leaves_runs_resumable(tmp_path):
     cmd = [sys.executable, "-m", "pid_ssl.reproduce", *args]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     t0 = time.time()
-    while not (run / "checkpoint.pt").exists() and p.poll() is None and time.time() - t0 < 180: time.sleep(0.02)
+    while not (run / "checkpoint.pt").exists() and p.poll() is None and time.time() - t0 < HANG_S: time.sleep(0.02)
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=120)
+    out, err = p.communicate(timeout=HANG_S)
     assert p.returncode == 130, out + err
     assert not (run / "metrics.json").exists()
     assert err == f"pid_ssl_reproduce: interrupted. Finished runs are kept and an unfinished one resumes from its last " \
                   f"checkpoint: run `pid_ssl_reproduce {' '.join(args)}` again to go on.\n", err
     t0 = time.time()  # the run's kernel ends with the runner, and with it the run folder's lock
-    while lock_holder(run) is not None and time.time() - t0 < 60: time.sleep(0.1)
+    while lock_holder(run) is not None and time.time() - t0 < HANG_S: time.sleep(0.1)
     assert lock_holder(run) is None
-    again = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=HANG_S)
     assert again.returncode == 0 and "1 ran, 0 skipped, 0 failed" in again.stdout, again.stdout + again.stderr
     assert "resumed from" in (run / "executed.ipynb").read_text()
     assert len(load_history(results, "long")) == 3

@@ -2,7 +2,9 @@
 package (copied there by setup.py when the wheel is built) and writes results to ./results of the current folder.
 
 One test (about a minute): build the wheel from a clean copy of the checkout's files, install it without dependencies
-into a fresh virtual environment that reuses this environment's packages, then from a folder outside the checkout
+into a fresh virtual environment that reuses this environment's packages (whatever this environment is: the base
+interpreter, or the virtual environment the README makes, whose packages a `--system-site-packages` venv would not
+see, since that option reaches the base interpreter's), then from a folder outside the checkout
 run `pid_ssl_reproduce demo --dry-run`, one tiny real run with the paper notebooks, and the refusal a slim install
 (no `repro` extra) gives.
 """
@@ -14,13 +16,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+from conftest import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_FILES = ("setup.py", "settings.ini", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md", "CITATION.cff", "pid_ssl/", "configs/", "nbs/")
 
 
 def _sh(cmd: list, cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
     "Run a command; with `ok`, fail the test with its output unless it exits 0."
-    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert not ok or r.returncode == 0, f"{cmd} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
@@ -34,6 +38,18 @@ def _clean_copy(dest: Path) -> Path:
     return dest
 
 
+def _venv_reusing_this_environment(venv: Path, cwd: Path, env: dict) -> Path:
+    """A fresh venv (no pip) whose interpreter also sees this interpreter's site folders, .pth files included, after its
+    own: a `.pth` line starting with `import` runs `site.addsitedir` on each (a venv made from inside a venv has the base
+    interpreter as its base, so `--system-site-packages` would give the base's packages, not this environment's)."""
+    _sh([sys.executable, "-m", "venv", "--without-pip", venv], cwd, env)
+    py = venv / "bin" / "python"
+    own = Path(_sh([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd, env).stdout.strip())
+    here = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    (own / "_outer_environment.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in here))
+    return py
+
+
 def test_reproduce_from_installed_wheel(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PID_SSL_REPO")}  # nothing points at the checkout
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", MPLBACKEND="Agg")
@@ -42,8 +58,7 @@ def test_reproduce_from_installed_wheel(tmp_path):
     _sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, ".", "-w", wheels], src, env)
     wheel = next(wheels.glob("pid_ssl-*.whl"))
     assert "pid_ssl/py.typed" in zipfile.ZipFile(wheel).namelist()  # PEP 561: type checkers read the installed annotations
-    _sh([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path, env)
-    py = venv / "bin" / "python"
+    py = _venv_reusing_this_environment(venv, tmp_path, env)
     _sh([py, "-m", "pip", "install", "-q", "--no-deps", wheel], tmp_path, env)
     # a venv's own `pip install ipykernel` brings its python3 kernel; here ipykernel comes from the outer environment,
     # so install the venv's kernel as that would (a kernel of the venv's interpreter, in the venv)
