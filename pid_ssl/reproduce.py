@@ -330,7 +330,7 @@ def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = F
 # %% ../nbs/10_runner.ipynb #8a26d47f
 LAUNCHERS = ("serial", "local", "slurm")  # how the runs execute: one after another here, at once here, as SLURM jobs
 LAUNCH_OPTIONS = dict(serial=set(), local={"jobs", "cpus_per_run"},  # which of `reproduce`'s `launch` options each takes
-                      slurm={"cpus_per_run", "gpus_per_run", "partition", "mem_gb", "time", "sbatch", "cluster"})
+                      slurm={"cpus_per_run", "gpus_per_run", "partition", "mem_gb", "time", "sbatch", "cluster", "max_pending_min"})
 
 def _launcher(plan: Plan, launcher: str, opts: dict):
     "The parallel launcher for `plan` (None for serial), refusing options it does not take."
@@ -486,6 +486,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--partition", metavar="NAME", help="slurm: partition (default: the cluster's default)")
     g.add_argument("--mem-gb", type=float, metavar="GB", help="slurm: memory per job (--mem)")
     g.add_argument("--time", metavar="LIMIT", help="slurm: time limit per job, minutes or [D-]HH:MM:SS (a job that reaches it resumes when requeued)")
+    g.add_argument("--max-pending-min", type=float, metavar="MIN", help="slurm: stop waiting for a job still pending after this many minutes "
+                   "(it stays queued; default: wait). A job SLURM says cannot start as submitted (PartitionConfig, a hold, ...) is given up at once")
     g.add_argument("--sbatch", action="append", metavar="OPTION", help="slurm: one more sbatch option, attached with '=' (--sbatch=--account=lab); repeat for more")
     return p
 
@@ -496,7 +498,7 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     a = _parser().parse_args(argv)
     passive_openmp_wait()  # for the kernels it starts: threads that sleep when they wait (pid_ssl.commands)
     launch = dict(jobs=a.jobs, cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run, partition=a.partition, mem_gb=a.mem_gb,
-                  time=a.time, sbatch=a.sbatch)
+                  time=a.time, sbatch=a.sbatch, max_pending_min=a.max_pending_min)
     run = lambda: 1 if reproduce(a.config, a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output,
                                  launcher=a.launcher, launch=launch, rerun_stale=a.rerun_stale, reevaluate=a.reevaluate,
                                  overrides=parse_sets(a.sets))["failed"] else 0

@@ -3,6 +3,8 @@ flag and what to do, with exit status 2 -- never a traceback, a wrong number or 
 import dataclasses
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +253,45 @@ def test_local_workers_die_with_their_launcher(tmp_path):
     while lock_holder(results / "runs" / "long" / "bt-s0") is not None and time.time() - t0 < 60: time.sleep(0.1)
     assert lock_holder(results / "runs" / "long" / "bt-s0") is None
     assert not claim.exists(), sorted(claim.rglob("*"))
+
+
+def _fake_squeue(tmp_path, monkeypatch, line: str):
+    "A `squeue` on PATH that reports one job's `id|STATE|reason`."
+    bin_ = tmp_path / "bin"; bin_.mkdir(exist_ok=True)
+    (bin_ / "squeue").write_text(f"#!/bin/sh\necho '{line}'\n"); (bin_ / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+
+
+class _Job:
+    "What wait_jobs reads of a submitit job: its id and log paths."
+    def __init__(self, job_id, tmp_path):
+        self.job_id = job_id
+        self.paths = type("P", (), dict(stderr=tmp_path / f"{job_id}.err", result_pickle=tmp_path / f"{job_id}.pkl"))()
+
+
+def test_slurm_job_that_cannot_start_is_given_up_with_its_reason(tmp_path, monkeypatch):
+    "Case 10: a job pending for a reason that never clears (PartitionConfig: more CPUs than the partition has) is not waited for forever."
+    from pid_ssl.launch import wait_jobs
+    _fake_squeue(tmp_path, monkeypatch, "41|PENDING|PartitionConfig")
+    said = []
+    status = wait_jobs({"bt-s0": _Job("41", tmp_path)}, echo=said.append, poll_s=0.01)
+    assert "bt-s0: job 41 pending (PartitionConfig)" in said, said
+    assert status["bt-s0"].startswith("job 41 cannot start as submitted (SLURM: pending, PartitionConfig); `scancel 41`"), status
+
+
+def test_slurm_wait_limit(tmp_path, monkeypatch):
+    "A job pending for an ordinary reason (Resources) is waited for, up to --max-pending-min, then reported with its reason."
+    from pid_ssl.launch import wait_jobs
+    _fake_squeue(tmp_path, monkeypatch, "42|PENDING|Resources")
+    said, t0 = [], time.perf_counter()
+    status = wait_jobs({"bt-s0": _Job("42", tmp_path)}, echo=said.append, poll_s=0.05, max_pending_s=0.3)
+    assert time.perf_counter() - t0 >= 0.3 and "bt-s0: job 42 pending (Resources)" in said
+    assert status["bt-s0"].startswith("job 42 still pending after") and "(SLURM: Resources)" in status["bt-s0"], status
+
+
+def test_max_pending_min_checked_before_anything_runs(tmp_path, capsys):
+    from pid_ssl.reproduce import main
+    assert main(["smoke", "--launcher", "slurm", "--max-pending-min", "0", "--dry-run", "--results", str(tmp_path)]) == 2
+    assert "--max-pending-min 0: give a positive number of minutes" in capsys.readouterr().err
+    assert main(["smoke", "--launcher", "local", "--max-pending-min", "5", "--dry-run", "--results", str(tmp_path)]) == 2
+    assert "--max-pending-min: not an option of --launcher local" in capsys.readouterr().err
