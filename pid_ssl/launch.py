@@ -404,13 +404,20 @@ def wait_jobs(jobs: dict,  # {run_id: submitit job}
     return status
 
 # %% ../nbs/10a_launch.ipynb #93ecc543
+def _queued_earlier(plan: Plan) -> set:
+    "The runs whose job of an earlier launch (launch/<config>/slurm/jobs.json) SLURM still has queued or running."
+    record_file = launch_dir(plan) / "slurm" / "jobs.json"
+    if not record_file.is_file(): return set()
+    record, states = json.loads(record_file.read_text()), slurm_states() or {}
+    return {rid for rid, job in record.items() if states.get(job) in ACTIVE}
+
 def launch_slurm(plan: Plan, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm", poll_s: float = 5,
                  max_pending_s: float | None = None) -> dict:
     "Submit the plan's unfinished runs as SLURM jobs and wait for them: {run_id: status}."
     status = {r.run_id: "skipped" for r in plan.runs if r.done}
-    todo = []
-    for r in (r for r in plan.runs if not r.done):
-        if (h := lock_holder(r.out_dir)) is None: todo.append(r)
+    todo, ours = [], _queued_earlier(plan) if cluster == "slurm" else set()
+    for r in (r for r in plan.runs if not r.done):  # a run held by a job of an earlier launch is that job's: waited for
+        if (h := lock_holder(r.out_dir)) is None or r.run_id in ours: todo.append(r)
         else: status[r.run_id] = "busy"; echo(f"{r.run_id} skipped: {busy_message(r.out_dir, h)}")
     jobs = submit(plan, todo, res, kernel_name, echo, cluster) if todo else {}
     try: return {**status, **wait_jobs(jobs, echo, poll_s, cluster, max_pending_s)}

@@ -20,10 +20,10 @@ CHECK = "manipulation.json"  # a finished run's manipulation check (pid_ssl.mani
 CHECK_VERSION = 1  # of the check's images, views and estimator: a file of another version is computed again
 
 def needs_check(run: str | Path) -> bool:
-    "True for a finished run folder without a manipulation check of the present version."
+    "True for a finished run folder with a saved network (backbone.safetensors) but no manipulation check of the present version."
     import json
     f = Path(run) / CHECK
-    if not (Path(run) / METRICS).is_file(): return False
+    if not ((Path(run) / METRICS).is_file() and (Path(run) / "backbone.safetensors").is_file()): return False
     try: return json.loads(f.read_text(encoding="utf-8")).get("version") != CHECK_VERSION
     except (OSError, ValueError): return True
 

@@ -29,7 +29,7 @@ DEMO_PATH = "x86_64 ATen AVX512 oneDNN AVX512 MKL AVX512 torch 2.14.1+cu130"
 DEMO_RULES = [
     Rule(r"^label_gauss_", rtol=1e-6, atol=1e-7, why="3.5e-8 relative (label_gauss_coinformation 1.94145531 -> 1.94145524)"),
     Rule(r"^label_vi_", rtol=1e-5, atol=1e-6, why="9.0e-8 relative, 1.1e-8 nats (probes trained on the features)"),
-    Rule(r"^label_ccs_", atol=0.02, anywhere=3e-4, why="0 here; a few of 2 000 codes flipping moves a plug-in PID by ~0.004 nats"),
+    Rule(r"^label_ccs_", atol=0.02, anywhere=0.01, why="0 here; a few of 2 000 codes flipping moves a plug-in PID by ~0.004 nats"),
     Rule(r"^label_(broja|disc)_", atol=0.02, why="0 here (the k-means codes did not change); as label_ccs_"),
     Rule(r"^semi\d+_final_loss$", rtol=0.25, why="0.14 % (semi10 0.54303 -> 0.54227); wide for a pick of another learning rate"),
     Rule(r"top[15]$", binomial_k=4, why="semi10_val_top1 79.0 -> 78.0 on 200 held-out images (0.35 SE); test-set ones: 0"),
