@@ -39,15 +39,26 @@ def save_checkpoint(ckpt: dict,  # everything a resume needs (`fit`'s layout)
     "Write `checkpoint.pt` atomically, keeping the one it replaces as `checkpoint.prev.pt`."
     d = Path(run_dir)
     if (d / CKPT).exists(): os.replace(d / CKPT, d / PREV)
-    return atomic_torch_save(ckpt, d / CKPT)
+    return atomic_torch_save(_plain(ckpt), d / CKPT)
+
+def _plain(o):
+    "`o` with numpy scalars turned into Python numbers, so that the checkpoint reads back as weights only."
+    if isinstance(o, np.generic): return o.item()
+    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items()}
+    if type(o) in (list, tuple): return type(o)(_plain(v) for v in o)
+    return o
 
 # %% ../nbs/05a_rundir.ipynb #97c8415b
-_NUMPY_ARRAYS = [np.ndarray((1,)).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # a uint32 array rebuilt by numpy
+_NUMPY_TYPES = (np.uint32, np.float64, np.float32, np.int64, np.int32, np.bool_)
+# what numpy's arrays and scalars are rebuilt from: older checkpoints hold numpy's RNG state as a uint32 array and
+# evaluation results as numpy scalars; these build numbers only, never run code
+_NUMPY_ARRAYS = [np.ndarray((1,)).__reduce__()[0], np.float64(0).__reduce__()[0], np.ndarray, np.dtype,
+                 *(type(np.dtype(t)) for t in _NUMPY_TYPES)]
 
 def _read_ckpt(p: Path) -> dict:
     "A checkpoint dict, or an exception saying why it cannot be one; read as weights only (tensors and plain values, never code)."
     try:
-        with torch.serialization.safe_globals(_NUMPY_ARRAYS):  # older checkpoints hold numpy's RNG state as a uint32 array
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
             ck = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"GLOBAL ([\w.]+)", str(e))  # what the pickle asks for

@@ -207,6 +207,31 @@ def test_planted_checkpoint_runs_no_code(tmp_path, capfd):
     assert not (tmp_path / "code-ran").exists()
 
 
+def test_resume_after_an_evaluation_during_training(tmp_path):
+    """10a'. A run resumed from a checkpoint written after an evaluation during training (its history holds the
+    evaluation's numbers): it reads back as weights only and ends with the uninterrupted run's metrics and history.
+    (Was: numpy scalars in the history made every such checkpoint unreadable.)"""
+    from pid_ssl.files import read_json, read_jsonl
+    from pid_ssl.rundir import CKPT, PREV, load_checkpoint
+    from pid_ssl.train import TIMING_KEYS, fit
+
+    tiny = dict(dataset="synthetic", n_train=64, n_test=32, eval_n_train=64, image_size=16, arch="resnet10t",
+                backbone_kwargs='{"channels": [8, 16, 32, 64]}', projector="32-32", batch_size=32, pid_proj_dim=4,
+                method="bt_pid", epochs=2, eval_every=1, knn_k="5", linear_wds="0", warmup_epochs=1, linear_epochs=1,
+                semi_fractions="", precision="fp32", device="cpu", progress=False)
+    out = tmp_path / "run"
+    ref = fit(RunConfig.make(tiny, out_dir=str(out)))
+    history = read_jsonl(out / "history.jsonl")
+    assert "knn5_top1" in history[0] and "label_disc_mi1" in history[0]  # epoch 1 was evaluated
+    for f in ("metrics.json", "backbone.safetensors", "online_probe.safetensors", CKPT): (out / f).unlink()
+    ck, p = load_checkpoint(out)
+    assert p.name == PREV and ck["state"]["epoch"] == 1
+    again = fit(RunConfig.make(tiny, out_dir=str(out)))
+    untimed = lambda d: {k: v for k, v in d.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert untimed(again) == untimed(ref) == untimed(read_json(out / "metrics.json"))
+    assert [untimed(h) for h in read_jsonl(out / "history.jsonl")] == [untimed(h) for h in history]
+
+
 @pytest.mark.parametrize("setting, says", [
     ("{method: bt, n_train: 0, batch_size: 100000}", "batch_size=100000 is more than the 512 training images of 'synthetic' (n_train=0"),
     ("{method: bt, dataset: cifar10, n_train: 60000}", "n_train=60000 is more than the 50000 training images of 'cifar10'"),
