@@ -212,7 +212,8 @@ def test_resume_after_an_evaluation_during_training(tmp_path):
     evaluation's numbers): it reads back as weights only and ends with the uninterrupted run's metrics and history.
     (Was: numpy scalars in the history made every such checkpoint unreadable.)"""
     from pid_ssl.files import read_json, read_jsonl
-    from pid_ssl.rundir import CKPT, PREV, load_checkpoint
+    from pid_ssl.layout import CKPT, PREV
+    from pid_ssl.rundir import load_checkpoint
     from pid_ssl.train import TIMING_KEYS, fit
 
     tiny = dict(dataset="synthetic", n_train=64, n_test=32, eval_n_train=64, image_size=16, arch="resnet10t",

@@ -11,7 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pid_ssl.config import RunConfig, identity_diff  # noqa: E402
 from pid_ssl.files import read_jsonl  # noqa: E402
-from pid_ssl.train import TENSORBOARD, TIMING_KEYS, fit  # noqa: E402
+from pid_ssl.layout import TENSORBOARD  # noqa: E402
+from pid_ssl.train import TIMING_KEYS, fit  # noqa: E402
 
 TINY = dict(dataset="synthetic", n_train=64, n_test=32, eval_n_train=64, image_size=16, arch="resnet10t",
             backbone_kwargs='{"channels": [8, 16, 32, 64]}', projector="32-32", batch_size=32, pid_proj_dim=4, method="bt_pid",
