@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_PLAN', 'MANIPULATION_TERMS', 'family', 'trained', 'seed_effect', 'parse_contrast', 'holm', 'contrasts',
-           'setting_means', 'versus_reference', 'detectable', 'runs_for_equivalence', 'analysis_plan', 'reference_of',
-           'study_estimates']
+           'setting_means', 'versus_reference', 'detectable', 'runs_for_equivalence', 'analysis_plan', 'last_epochs',
+           'reference_of', 'study_estimates']
 
 # %% ../../nbs/12a_statistics.ipynb #621d5737
 import numpy as np
@@ -154,7 +154,7 @@ def analysis_plan(config: str,  # a config name in configs/ or a YAML path
 # %% ../../nbs/12a_statistics.ipynb #42ddf373
 MANIPULATION_TERMS = ("view_redundancy", "view_synergy", "view_unique1", "view_unique2")
 
-def _last_epochs(hist: pd.DataFrame, last: int) -> pd.DataFrame:
+def last_epochs(hist: pd.DataFrame, last: int) -> pd.DataFrame:
     "Per run: the training log's redundancy and synergy averaged over its last `last` epochs (log_redundancy, log_synergy)."
     h = hist.dropna(subset=["redundancy"]) if "redundancy" in hist else hist.iloc[:0]
     if h.empty: return pd.DataFrame(columns=["run_id", "log_redundancy", "log_synergy"])
@@ -186,7 +186,7 @@ def study_estimates(runs: pd.DataFrame,  # `load_runs` of one study (random init
     rnd = runs[runs["epochs"] == 0]
     out["random"] = pd.DataFrame([dict(setting=s, family=g["family"].iloc[0], metric=m, **versus_reference(g[m], rnd[m], level))
                                   for m in metrics for s, g in tr.groupby("setting")]) if len(rnd) > 1 else pd.DataFrame()
-    out["manipulation"] = _manipulation(tr.merge(_last_epochs(hist, last), on="run_id", how="left"), level)
+    out["manipulation"] = _manipulation(tr.merge(last_epochs(hist, last), on="run_id", how="left"), level)
     return out
 
 def _manipulation(tr: pd.DataFrame, level: float) -> pd.DataFrame:
