@@ -27,12 +27,18 @@ from test_launch import cell_sources, run_files  # noqa: E402
 def slurm():
     "A running one-node cluster: SLURM_CONF set to it (and one thread per run, as the serial reference uses)."
     pytest.importorskip("submitit")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "start"], capture_output=True, text=True, timeout=900)
+    script = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]
+    ours = subprocess.run(script + ["status"], capture_output=True, text=True, timeout=60).returncode != 0  # none before us
+    r = subprocess.run(script + ["start"], capture_output=True, text=True, timeout=900)
     if r.returncode != 0: pytest.skip(f"no local SLURM cluster: {(r.stderr.strip().splitlines() or ['no reason given'])[-1]}")
     conf = r.stdout.strip().splitlines()[-1].split("=", 1)[1]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLURM_CONF", conf); mp.setenv("OMP_NUM_THREADS", "1")
-        yield conf
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SLURM_CONF", conf)
+            mp.setenv("OMP_NUM_THREADS", "1")
+            yield conf
+    finally:  # the cluster this fixture started is stopped (one that was running before is left as it was)
+        if ours: subprocess.run(script + ["stop"], capture_output=True, text=True, timeout=120)
 
 
 def _config(tmp_path: Path, settings: str) -> Path:
