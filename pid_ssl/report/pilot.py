@@ -78,10 +78,13 @@ def pilot_choice(table: pd.DataFrame,  # `pilot_table`
     ok = rank[rank["eligible"]]
     chosen = ok.index[0] if len(ok) else None
     moved = sorted(f"{r.family}_{r.variant}" for r in table[table["moved"]].itertuples())
-    if chosen is None:
-        finding = (f"No variant moves the views' redundancy or synergy beyond its reference's seed noise without "
-                   f"losing accuracy in {' or '.join(fams)}" + (f" (moved but degenerate: {', '.join(moved)})" if moved else "")
-                   + ": the term, in every form tried, is inert on what it targets.")
+    tried = f"{len(table)} pilot runs ({', '.join(fams)})"
+    if chosen is None and not moved:
+        finding = (f"No variant moves the views' redundancy or synergy beyond its reference's seed noise in the {tried}: "
+                   "in every form tried, the term is inert on what it targets.")
+    elif chosen is None:
+        finding = (f"No variant moves the views' redundancy or synergy beyond its reference's seed noise without losing "
+                   f"more than the allowed held-out accuracy in the {tried}; {', '.join(moved)} move it, at that cost.")
     else:
         finding = (f"{chosen} is chosen: it moves {'both families' if rank.loc[chosen, 'moves_both'] else 'one family'}'s "
                    f"targets beyond seed noise with the largest summed d_syn - d_red ({rank.loc[chosen, 'score']:+.2f} nats).")
