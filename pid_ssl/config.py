@@ -495,7 +495,7 @@ ANALYSIS = dict(margin="equivalence margin of the contrasts, in accuracy points 
 
 def _check_analysis(cfg: Config) -> list[str]:
     "Problems with the `analysis:` section (the statistical plan): its keys, ranges and the settings its contrasts name."
-    from pid_ssl.report.statistics import parse_contrast  # here: config stays free of numpy and pandas at import
+    from pid_ssl.contrasts import parse_contrast  # the contrasts' syntax, shared with pid_ssl.report.statistics
     a = cfg.data.get("analysis")
     if a is None: return []
     where = f"{cfg.origin('analysis')}, analysis"
