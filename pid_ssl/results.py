@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .files import read_json, read_jsonl
-from .layout import CHECK, METRICS, finished_run_dirs, parse_run_id, run_dir, runs_dir
+from .layout import (CHECK, HISTORY, METRICS, PARAMS, RunFolder, finished_run_dirs, parse_run_id, run_dir,
+                            runs_dir)
 from .methods import METHODS
 from .report.statistics import holm
 
@@ -49,7 +50,7 @@ def load_runs(
     rows = []
     for run in finished_run_dirs(results_dir, config):
         setting, seed = parse_run_id(run.name)
-        params = read_json(run / "params.json") if (run / "params.json").is_file() else {}
+        params = read_json(RunFolder(run).params) if RunFolder(run).params.is_file() else {}
         nested = {
             f"{k}_{j}" if k != "args" else j: w for k, v in params.items() if isinstance(v, dict) for j, w in v.items()
         }
@@ -86,7 +87,7 @@ def load_history(results_dir: str | Path, config: str) -> pd.DataFrame:
     "One row per epoch of each finished run of `config` (history.jsonl), with run_id, setting, seed, method."
     runs = load_runs(results_dir, config)
     frames = [
-        pd.DataFrame(read_jsonl(Path(r.path) / "history.jsonl")).assign(**{c: r[c] for c in _ID_COLS})
+        pd.DataFrame(read_jsonl(RunFolder(r.path).history)).assign(**{c: r[c] for c in _ID_COLS})
         for _, r in runs.iterrows()
     ]
     frames = [f for f in frames if len(f)]
@@ -256,12 +257,12 @@ def write_example_runs(
             d = run_dir(results, config, setting, seed)
             d.mkdir(parents=True, exist_ok=True)
             params, hist, metrics = _example_run(setting, seed, epochs)
-            (d / "params.json").write_text(json.dumps(params))
-            (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+            (d / PARAMS).write_text(json.dumps(params))
+            (d / HISTORY).write_text("".join(json.dumps(h) + "\n" for h in hist))
             (d / METRICS).write_text(json.dumps(metrics))
     unfinished = run_dir(results, config, "bt", 9)
     unfinished.mkdir(exist_ok=True)
-    (unfinished / "params.json").write_text("{}")
+    (unfinished / PARAMS).write_text("{}")
     return runs_dir(results, config)
 
 # %% ../nbs/11_results.ipynb #5e1a7c21
