@@ -495,6 +495,7 @@ ANALYSIS = dict(margin="equivalence margin of the contrasts, in accuracy points 
 
 def _check_analysis(cfg: Config) -> list[str]:
     "Problems with the `analysis:` section (the statistical plan): its keys, ranges and the settings its contrasts name."
+    from pid_ssl.contrasts import parse_contrast  # the contrasts' syntax, shared with pid_ssl.report.statistics
     a = cfg.data.get("analysis")
     if a is None: return []
     where = f"{cfg.origin('analysis')}, analysis"
@@ -508,11 +509,12 @@ def _check_analysis(cfg: Config) -> list[str]:
     settings = set(cfg.data.get("settings") or {})
     for claim, items in (a.get("contrasts") or {}).items():
         for t in items if isinstance(items, list) else [items]:
-            parts = [x.strip() for x in str(t).split(" - ")]
-            if len(parts) != 2 or not all(parts):
-                errs.append(f"{where}, contrasts, {claim}: {t!r} must read 'setting_a - setting_b'")
+            try: parts = parse_contrast(t)
+            except ValueError as e:
+                errs.append(f"{where}, contrasts, {claim}: {e}")
+                continue
             errs += [f"{where}, contrasts, {claim}: {t!r} names no setting {x!r}{suggest(x, settings)}" for x in parts
-                     if x and len(parts) == 2 and x not in settings]
+                     if x not in settings]
     return errs
 
 def check_config(cfg: Config,  # a loaded config
