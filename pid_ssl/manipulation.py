@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig
-from .data import MultiViewAugment, balanced_subset, view_recipe, weak_view
+from .views import MultiViewAugment, view_recipe, weak_view
 from .files import atomic_write_json, read_json
-from .layout import CHECK, CHECK_VERSION, needs_check
+from .layout import CHECK_VERSION, RunFolder, needs_check
 from .pid import PID_KEYS, logdet, zscore, mmi_split
+from .sampling import balanced_subset
 
 # %% ../nbs/08a_manipulation.ipynb #8d99518a
 def logdet_bias(d: int,  # dimension
@@ -26,7 +27,8 @@ def logdet_bias(d: int,  # dimension
                ) -> float:
     "E[log det S] - log det Σ (nats) for the divisor-n sample covariance S of n Gaussian samples in d dimensions."
     if not (isinstance(d, int) and isinstance(n, int) and 0 <= d < n):
-        raise ValueError(f"logdet_bias needs integers 0 <= d < n, got d={d!r}, n={n!r}: use more samples than dimensions.")
+        raise ValueError(f"logdet_bias needs integers 0 <= d < n, got d={d!r}, n={n!r}: "
+                         "use more samples than dimensions.")
     i = torch.arange(1, d + 1, dtype=torch.float64)
     return float(d * math.log(2 / n) + torch.special.digamma((n - i) / 2).sum())
 
@@ -44,11 +46,14 @@ def views_pid(y: torch.Tensor,  # [n, d] target features
              ) -> dict:
     "Gaussian MMI-PID (nats, floats) of I(Y; Z1, Z2) on the full feature dimension: PID_KEYS plus n and dims used."
     if not (y.shape == z1.shape == z2.shape and y.ndim == 2):
-        raise ValueError(f"views_pid: y, z1, z2 must be [n, d] of one shape, got {[tuple(t.shape) for t in (y, z1, z2)]}.")
+        shapes = [tuple(t.shape) for t in (y, z1, z2)]
+        raise ValueError(f"views_pid: y, z1, z2 must be [n, d] of one shape, got {shapes}.")
     cols = _live_columns(y, z1, z2)
     n, d = y.shape[0], len(cols)
-    if d == 0: raise ValueError("views_pid: every feature column is constant; the network's features carry nothing.")
-    if 3 * d >= n: raise ValueError(f"views_pid: {n} samples for 3 x {d} dimensions; use more than {3 * d} images.")
+    if d == 0:
+        raise ValueError("views_pid: every feature column is constant; the network's features carry nothing.")
+    if 3 * d >= n:
+        raise ValueError(f"views_pid: {n} samples for 3 x {d} dimensions; use more than {3 * d} images.")
     s = torch.cat([zscore(t[:, cols]) for t in (y, z1, z2)], 1)
     r = s.T @ s / n
     blocks = [torch.arange(k * d, (k + 1) * d) for k in range(3)]
@@ -71,7 +76,8 @@ def check_images(c: RunConfig,  # the run's configuration (dataset, n_train, sub
     keep = torch.ones(len(xl), dtype=torch.bool)
     if c.n_train and c.n_train < len(xl) and c.dataset != "stl10":  # stl10 pretrains on its unlabelled split
         num_classes = int(yl.max()) + 1
-        keep[balanced_subset(yl, per_class=max(1, c.n_train // num_classes), seed=c.seed if c.subset_seed < 0 else c.subset_seed)] = False
+        seed = c.seed if c.subset_seed < 0 else c.subset_seed
+        keep[balanced_subset(yl, per_class=max(1, c.n_train // num_classes), seed=seed)] = False
     held_out = bool(keep.sum() >= n) and not bool(keep.all() and c.n_train == 0)
     pool = keep.nonzero().squeeze(1) if keep.sum() >= n else torch.arange(len(xl))
     pick = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))[:n]].sort().values
@@ -107,10 +113,11 @@ def manipulation_check(run_dir: str | Path,  # a finished run folder with backbo
     "The run's views' PID about its target (nats) on held-out train images; written to manipulation.json and returned."
     from pid_ssl.rundir import load_backbone
     from pid_ssl.train import RunData
-    out = Path(run_dir)
-    if not force and not needs_check(out) and (out / CHECK).is_file(): return read_json(out / CHECK)
-    args = read_json(out / "params.json")["args"]
-    c = RunConfig.make({**args, "out_dir": str(out), "device": device, "eval_n_train": 0}, where=str(out / "params.json"))
+    run = RunFolder(run_dir)
+    out = run.path
+    if not force and not needs_check(out) and run.check.is_file(): return read_json(run.check)
+    args = read_json(run.params)["args"]
+    c = RunConfig.make({**args, "out_dir": str(out), "device": device, "eval_n_train": 0}, where=str(run.params))
     t0 = time.time()
     bb, _ = load_backbone(out, device=device)
     bb = bb.to(memory_format=torch.channels_last if c.channels_last else torch.contiguous_format)
@@ -123,5 +130,5 @@ def manipulation_check(run_dir: str | Path,  # a finished run folder with backbo
         res.update(skipped=str(e), n=len(x), dims=int(y.shape[1]))
     else: res.update(**{f"view_{k}": pid[k] for k in PID_KEYS}, n=pid["n"], dims=pid["dims"])
     res["check_s"] = time.time() - t0
-    atomic_write_json(out / CHECK, res)
+    atomic_write_json(run.check, res)
     return res

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PID_KEYS', 'zscore', 'logdet', 'gaussian_mi', 'random_projection', 'mmi_split', 'gaussian_pid', 'label_pid',
-           'shared_projection', 'pid_penalty', 'pid_objective', 'ProtocolSchedule', 'method_schedule']
+           'shared_projection', 'pid_penalty', 'PIDOptions', 'pid_objective', 'ProtocolSchedule', 'method_schedule']
 
 # %% ../nbs/07_pid.ipynb #07b9d4fb
 import contextlib
@@ -101,8 +101,9 @@ PID_KEYS = ("redundancy", "unique1", "unique2", "synergy", "joint", "coinformati
 def mmi_split(mi1, mi2,  # I(Y;Z1), I(Y;Z2): tensors or floats, in nats
               joint,  # I(Y;Z1,Z2)
              ) -> dict:
-    "The MMI-PID of three mutual informations: redundancy = min(mi1, mi2), synergy = joint - max(mi1, mi2), ... (PID_KEYS)."
-    lo, hi = (torch.minimum(mi1, mi2), torch.maximum(mi1, mi2)) if torch.is_tensor(mi1) else (min(mi1, mi2), max(mi1, mi2))
+    "The MMI-PID of three mutual informations: redundancy = min(mi1, mi2), synergy = joint - max(mi1, mi2), ..."
+    if torch.is_tensor(mi1): lo, hi = torch.minimum(mi1, mi2), torch.maximum(mi1, mi2)
+    else: lo, hi = min(mi1, mi2), max(mi1, mi2)
     return dict(redundancy=lo, unique1=mi1 - lo, unique2=mi2 - lo, synergy=joint - hi, joint=joint,
                 coinformation=mi1 + mi2 - joint, mi1=mi1, mi2=mi2)
 
@@ -138,7 +139,8 @@ def gaussian_pid(y: torch.Tensor,  # [batch, dim_y] (or [batch]) target samples
     s = [zscore(t) for t in (y, z1, z2)]
     if per_dim:
         x = torch.stack(s, -1)  # [batch, d, 3]
-        terms = {k: v.sum(0) for k, v in _pid_from_corr(torch.einsum("ndi,ndj->dij", x, x) / x.shape[0], (1, 1, 1), ridge).items()}
+        per = _pid_from_corr(torch.einsum("ndi,ndj->dij", x, x) / x.shape[0], (1, 1, 1), ridge)
+        terms = {k: v.sum(0) for k, v in per.items()}
     else:
         x = torch.cat(s, 1)
         terms = _pid_from_corr(x.T @ x / x.shape[0], tuple(t.shape[1] for t in s), ridge)
@@ -156,9 +158,11 @@ def label_pid(h1: torch.Tensor,  # [n, ...] frozen features of view 1 (flattened
     "MMI-PID (floats, nats) of I(label; h1, h2): one-hot of the classes present minus one, PCA-reduced features."
     h1, h2, labels = (torch.as_tensor(t) for t in (h1, h2, labels))
     if h1.shape != h2.shape or h1.ndim < 2:
-        raise ValueError(f"label_pid: h1 and h2 must be [n, ...] of equal shape, got {tuple(h1.shape)}, {tuple(h2.shape)}.")
+        raise ValueError(f"label_pid: h1 and h2 must be [n, ...] of equal shape, got {tuple(h1.shape)}, "
+                         f"{tuple(h2.shape)}.")
     if labels.ndim != 1 or len(labels) != len(h1) or labels.is_floating_point():
-        raise ValueError(f"label_pid: labels must be [n] integers matching h1's {len(h1)} rows, got {tuple(labels.shape)} {labels.dtype}.")
+        raise ValueError(f"label_pid: labels must be [n] integers matching h1's {len(h1)} rows, got "
+                         f"{tuple(labels.shape)} {labels.dtype}.")
     c = int(num_classes) if num_classes is not None else int(labels.max()) + 1
     if c < 2 or int(labels.min()) < 0 or int(labels.max()) >= c:
         raise ValueError(f"label_pid: labels must lie in [0, num_classes) with num_classes >= 2; got range "
@@ -168,7 +172,8 @@ def label_pid(h1: torch.Tensor,  # [n, ...] frozen features of view 1 (flattened
     hc = torch.cat([h1, h2]) - mu
     w = torch.linalg.eigh(hc.T @ hc)[1][:, -min(pca_dim, h1.shape[1]):]  # eigh: ascending eigenvalues
     present = labels.unique()
-    if len(present) < 2: raise ValueError("label_pid: needs samples of at least 2 classes; got a single class.")
+    if len(present) < 2:
+        raise ValueError("label_pid: needs samples of at least 2 classes; got a single class.")
     y = F.one_hot(labels.long(), c)[:, present[:-1]].double().to(h1.device)
     return {k: float(v) for k, v in gaussian_pid(y, (h1 - mu) @ w, (h2 - mu) @ w, ridge=ridge).items()}
 
@@ -193,6 +198,20 @@ def pid_penalty(red, syn,  # Red and Syn (tensors), or their gradients
     "The PID term beta·Red - gamma·Syn: of the terms, or of their gradients (the one place it is written)."
     return beta * red - gamma * syn
 
+# %% ../nbs/07_pid.ipynb #85ccc1e4
+@dataclass(frozen=True, kw_only=True)
+class PIDOptions:
+    "How the PID terms of the objective are estimated: on random projections (or per dimension), with a ridge."
+    proj_dim: int | None = 64  # random projection dimension k for the PID terms (None: none)
+    per_dim: bool = False  # per-dimension PID instead of the joint one
+    ridge: float = 1e-4  # ridge of the Gaussian MI estimates
+    generator: torch.Generator | None = None  # random source of the projection
+
+    @classmethod
+    def of_run(cls, c, generator: torch.Generator) -> "PIDOptions":
+        "A run's estimator: its `pid_proj_dim` (0: none), `pid_per_dim` and `pid_ridge` (c: its RunConfig)."
+        return cls(proj_dim=c.pid_proj_dim or None, per_dim=c.pid_per_dim, generator=generator, ridge=c.pid_ridge)
+
 # %% ../nbs/07_pid.ipynb #84c4b1f1
 def pid_objective(z1: torch.Tensor,  # [batch, dim] view-1 embeddings (local rows under DDP)
                   z2: torch.Tensor,  # [batch, dim] view-2 embeddings
@@ -201,12 +220,9 @@ def pid_objective(z1: torch.Tensor,  # [batch, dim] view-1 embeddings (local row
                   beta: float = 0.0,  # weight of +Red (less redundancy)
                   gamma: float = 0.0,  # weight of -Syn (more synergy)
                   base_kwargs: dict | None = None,  # keyword arguments of the base loss (lambd, rho, sim, ...)
-                  proj_dim: int | None = 64,  # random projection dimension k for the PID terms (None: none)
-                  per_dim: bool = False,  # per-dimension PID instead of the joint one
-                  ridge: float = 1e-4,  # ridge of the Gaussian MI estimates
-                  generator: torch.Generator | None = None,  # random source of the projection
+                  estimator: PIDOptions = PIDOptions(),  # how the PID terms are estimated (projection, ridge, ...)
                   pid_grad: bool = False,  # keep the PID terms' graph when beta = gamma = 0 (gradient diagnostics)
-                  projection: torch.Tensor | None = None,  # a d×k projection held over several steps (None: a fresh draw)
+                  projection: torch.Tensor | None = None,  # a d×k projection held over steps (None: a fresh one)
                  ) -> dict:
     "L = L_base + beta·Red - gamma·Syn: dict(loss, base_loss, <base terms>, <PID terms>), PID on the global batch."
     out = _base_fn(base)(z1, z2, **(base_kwargs or {}))
@@ -214,14 +230,17 @@ def pid_objective(z1: torch.Tensor,  # [batch, dim] view-1 embeddings (local row
     if y is None:  # no target this step: the base loss alone (the PID diagnostics are logged every N steps)
         if beta or gamma: raise ValueError("pid_objective: beta or gamma is non-zero, so the target y is needed.")
         return dict(loss=terms["base_loss"], **terms)
+    k = estimator.proj_dim
     with contextlib.nullcontext() if (beta or gamma or pid_grad) else torch.no_grad():
         g1, g2, gy = gather_batch(z1), gather_batch(z2), gather_batch(y.detach())
-        if projection is not None or (proj_dim is not None and proj_dim < g1.shape[1]):
+        if projection is not None or (k is not None and k < g1.shape[1]):
             if gy.shape[1] != g1.shape[1]:
-                raise ValueError(f"pid_objective: y and z must have equal dimension for proj_dim, got {gy.shape[1]} and {g1.shape[1]}.")
-            q = projection if projection is not None else shared_projection(g1.shape[1], proj_dim, generator, g1.device, _out_dtype(g1))
+                raise ValueError(f"pid_objective: y and z must have equal dimension for proj_dim, got {gy.shape[1]} "
+                                 f"and {g1.shape[1]}.")
+            q = projection
+            if q is None: q = shared_projection(g1.shape[1], k, estimator.generator, g1.device, _out_dtype(g1))
             g1, g2, gy = (t.to(q.dtype) @ q for t in (g1, g2, gy))
-        pid = gaussian_pid(gy, g1, g2, ridge=ridge, per_dim=per_dim)
+        pid = gaussian_pid(gy, g1, g2, ridge=estimator.ridge, per_dim=estimator.per_dim)
     return dict(loss=terms["base_loss"] + pid_penalty(pid["redundancy"], pid["synergy"], beta, gamma), **terms, **pid)
 
 # %% ../nbs/07_pid.ipynb #8b4dc2f5
@@ -243,10 +262,13 @@ class ProtocolSchedule:
         keys = _loss_keys(self.base)
         for name in ("stage1_kwargs", "stage2_kwargs"):
             bad = set(getattr(self, name)) - keys
-            if bad: raise ValueError(f"ProtocolSchedule: {name} has keys {sorted(bad)} unknown to base {self.base!r}; "
-                                     f"allowed: {sorted(keys)}.")
-        if not 0.0 <= self.stage1_frac <= 1.0: raise ValueError(f"stage1_frac must lie in [0, 1], got {self.stage1_frac}.")
-        if not 0.0 <= self.ramp_frac <= 1.0: raise ValueError(f"ramp_frac is a fraction of the run's epochs in [0, 1], got {self.ramp_frac}.")
+            if bad:
+                raise ValueError(f"ProtocolSchedule: {name} has keys {sorted(bad)} unknown to base {self.base!r}; "
+                                 f"allowed: {sorted(keys)}.")
+        if not 0.0 <= self.stage1_frac <= 1.0:
+            raise ValueError(f"stage1_frac must lie in [0, 1], got {self.stage1_frac}.")
+        if not 0.0 <= self.ramp_frac <= 1.0:
+            raise ValueError(f"ramp_frac is a fraction of the run's epochs in [0, 1], got {self.ramp_frac}.")
         if not (math.isfinite(self.beta) and math.isfinite(self.gamma)):
             raise ValueError(f"beta and gamma must be finite, got {self.beta}, {self.gamma}.")
 
@@ -256,7 +278,8 @@ def _weights_at(self: ProtocolSchedule,
                 epochs: int,  # total number of epochs of the run
                ) -> dict:
     "dict(stage, base_kwargs, beta, gamma) in force at `epoch` of a run of `epochs` epochs."
-    if epochs <= 0 or epoch < 0: raise ValueError(f"need epochs > 0 and epoch >= 0, got epoch={epoch}, epochs={epochs}.")
+    if epochs <= 0 or epoch < 0:
+        raise ValueError(f"need epochs > 0 and epoch >= 0, got epoch={epoch}, epochs={epochs}.")
     start = self.stage1_frac * epochs
     if self.stage1_frac >= 1.0 or epoch < start - 1e-9:
         return dict(stage=1, base_kwargs=dict(self.stage1_kwargs), beta=0.0, gamma=0.0)
@@ -280,11 +303,11 @@ ProtocolSchedule.load_state_dict, ProtocolSchedule.to_dict = _load_state_dict, _
 def method_schedule(name: str,  # one of METHODS
                     beta: float | None = None,  # weight of +Red (None: the method's, `method_weights`)
                     gamma: float | None = None,  # weight of -Syn (None: the method's)
-                    stage1_frac: float | None = None,  # share of the epochs with the baseline alone (None: the method's)
-                    ramp_frac: float | None = None,  # share of the epochs over which beta, gamma ramp in (None: the method's)
+                    stage1_frac: float | None = None,  # share of the epochs with the baseline alone (None: method's)
+                    ramp_frac: float | None = None,  # share of the epochs beta, gamma ramp in over (None: method's)
                     stage1_kwargs: dict | None = None,  # merged into stage 1's base-loss weights
                     stage2_kwargs: dict | None = None,  # merged into stage 2's (re-calibrated) base-loss weights
-                    **loss_kwargs,  # base-loss weights of the baseline (lambd, scale, sim, ...); re-calibration applies on top
+                    **loss_kwargs,  # base-loss weights of the baseline (lambd, scale, sim, ...); re-calibration on top
                    ) -> ProtocolSchedule:
     "The ProtocolSchedule of a named method: its weights from `method_weights`, its base losses from the registry."
     base, kind = split_method(name)
@@ -292,7 +315,8 @@ def method_schedule(name: str,  # one of METHODS
         raise ValueError(f"Unknown override(s) {sorted(bad)} for {name!r}: use beta, gamma, stage1_frac, ramp_frac, "
                          f"stage1_kwargs, stage2_kwargs or {base} loss kwargs {sorted(_loss_keys(base))}.")
     pub = {**PUBLISHED[base], **loss_kwargs}  # the baseline's weights: published, or as given
-    w = method_weights(name, beta, gamma, stage1_frac, ramp_frac, **({"bt_scale": pub["scale"]} if base == "bt" else {}))
+    scale = {"bt_scale": pub["scale"]} if base == "bt" else {}
+    w = method_weights(name, beta, gamma, stage1_frac, ramp_frac, **scale)
     stage2 = {**pub, **RECAL[base]} if METHOD_KINDS[kind]["recal"] else pub
     return ProtocolSchedule(base=base, stage1_kwargs={**pub, **(stage1_kwargs or {})},
                             stage2_kwargs={**stage2, **(stage2_kwargs or {})}, **w)
