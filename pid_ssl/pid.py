@@ -272,32 +272,30 @@ class ProtocolSchedule:
         if not (math.isfinite(self.beta) and math.isfinite(self.gamma)):
             raise ValueError(f"beta and gamma must be finite, got {self.beta}, {self.gamma}.")
 
-# %% ../nbs/07_pid.ipynb #40b06239
-def _weights_at(self: ProtocolSchedule,
-                epoch: float,  # fractional epoch: epoch index + step / steps_per_epoch
-                epochs: int,  # total number of epochs of the run
-               ) -> dict:
-    "dict(stage, base_kwargs, beta, gamma) in force at `epoch` of a run of `epochs` epochs."
-    if epochs <= 0 or epoch < 0:
-        raise ValueError(f"need epochs > 0 and epoch >= 0, got epoch={epoch}, epochs={epochs}.")
-    start = self.stage1_frac * epochs
-    if self.stage1_frac >= 1.0 or epoch < start - 1e-9:
-        return dict(stage=1, base_kwargs=dict(self.stage1_kwargs), beta=0.0, gamma=0.0)
-    ramp = 1.0 if self.ramp_frac <= 0 else min(1.0, max(0.0, epoch - start) / (self.ramp_frac * epochs))
-    return dict(stage=2, base_kwargs=dict(self.stage2_kwargs), beta=self.beta * ramp, gamma=self.gamma * ramp)
+    def weights_at(self,
+                   epoch: float,  # fractional epoch: epoch index + step / steps_per_epoch
+                   epochs: int,  # total number of epochs of the run
+                  ) -> dict:
+        "dict(stage, base_kwargs, beta, gamma) in force at `epoch` of a run of `epochs` epochs."
+        if epochs <= 0 or epoch < 0:
+            raise ValueError(f"need epochs > 0 and epoch >= 0, got epoch={epoch}, epochs={epochs}.")
+        start = self.stage1_frac * epochs
+        if self.stage1_frac >= 1.0 or epoch < start - 1e-9:
+            return dict(stage=1, base_kwargs=dict(self.stage1_kwargs), beta=0.0, gamma=0.0)
+        ramp = 1.0 if self.ramp_frac <= 0 else min(1.0, max(0.0, epoch - start) / (self.ramp_frac * epochs))
+        return dict(stage=2, base_kwargs=dict(self.stage2_kwargs), beta=self.beta * ramp, gamma=self.gamma * ramp)
 
-def _state_dict(self: ProtocolSchedule) -> dict:
-    "All fields as a JSON-able dict (deep copy)."
-    return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+    def state_dict(self) -> dict:
+        "All fields as a JSON-able dict (deep copy)."
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
 
-def _load_state_dict(self: ProtocolSchedule, d: dict) -> "ProtocolSchedule":
-    "Restore the fields from `state_dict()` output (validated)."
-    new = ProtocolSchedule(**d)  # raises on unknown keys or values
-    for f in fields(self): setattr(self, f.name, getattr(new, f.name))
-    return self
+    to_dict = state_dict
 
-ProtocolSchedule.weights_at, ProtocolSchedule.state_dict = _weights_at, _state_dict
-ProtocolSchedule.load_state_dict, ProtocolSchedule.to_dict = _load_state_dict, _state_dict
+    def load_state_dict(self, d: dict) -> "ProtocolSchedule":
+        "Restore the fields from `state_dict()` output (validated)."
+        new = ProtocolSchedule(**d)  # raises on unknown keys or values
+        for f in fields(self): setattr(self, f.name, getattr(new, f.name))
+        return self
 
 # %% ../nbs/07_pid.ipynb #3960667e
 def method_schedule(name: str,  # one of METHODS
