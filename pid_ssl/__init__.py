@@ -16,7 +16,8 @@ _API = {"pid_ssl.config": ("RunConfig", "resolve_run", "load_config", "ConfigErr
         "pid_ssl.data": ("load_dataset",),
         "pid_ssl.losses": ("barlow_twins_loss", "vicreg_loss"),
         "pid_ssl.pid": ("pid_objective", "gaussian_pid", "method_schedule"),
-        "pid_ssl.evaluate": ("label_information", "semi_supervised", "select_linear_probe", "knn_classify"),
+        "pid_ssl.evaluate": ("semi_supervised", "select_linear_probe", "knn_classify", "ProbeOptions", "SemiOptions"),
+        "pid_ssl.labelinfo": ("label_information",),
         "pid_ssl.results": ("load_runs", "load_history")}
 _WHERE = {name: mod for mod, names in _API.items() for name in names}
 __all__ = list(_WHERE)
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # what type checkers and editors read (`X as X`: re-exported)
     from pid_ssl.pid import (
         pid_objective as pid_objective, gaussian_pid as gaussian_pid, method_schedule as method_schedule)
     from pid_ssl.evaluate import (
-        label_information as label_information, semi_supervised as semi_supervised,
-        select_linear_probe as select_linear_probe, knn_classify as knn_classify)
+        semi_supervised as semi_supervised, select_linear_probe as select_linear_probe, knn_classify as knn_classify,
+        ProbeOptions as ProbeOptions, SemiOptions as SemiOptions)
+    from pid_ssl.labelinfo import label_information as label_information
     from pid_ssl.results import load_runs as load_runs, load_history as load_history

@@ -27,7 +27,7 @@ from .commands import BenchOptions, bench_parser, bench_args
 from .config import RunConfig
 from .files import atomic_write_json
 from .core import seed_everything, get_device, env_info, native_bf16, resolve_precision
-from .data import MultiViewAugment, torchvision_views
+from .views import MultiViewAugment, torchvision_views
 from .backbones import SSLNet, lr_at
 from .config import ConfigError
 from .train import RunData, RunState, train_step, _augment, _ema_update

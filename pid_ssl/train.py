@@ -33,13 +33,17 @@ from .cli import UserError, run_command
 from .layout import CKPT, METRICS, PREV, TENSORBOARD, history_gap
 from .lock import RunLock
 from .core import seed_everything, get_device, env_info, resolve_precision, autocast_context
-from .data import load_dataset, balanced_subset, MultiViewAugment, view_recipe, weak_view, BatchIterator
+from .data import load_dataset
+from .views import MultiViewAugment, view_recipe, weak_view
+from .batches import BatchIterator
+from .sampling import balanced_subset
 from .backbones import build_net, SSLNet, check_backbone, param_groups, make_optimizer, lr_at
 from .rundir import _read_ckpt, save_checkpoint, load_checkpoint, save_backbone
 from .losses import NonFiniteError
-from .pid import PID_KEYS, pid_objective, pid_penalty, method_schedule, shared_projection
-from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, label_information,
-                              balanced_indices, recalibrate_bn_on_images, _match_channels)
+from .pid import PID_KEYS, PIDOptions, pid_objective, pid_penalty, method_schedule, shared_projection
+from .evaluate import (extract_features, knn_classify, select_linear_probe, semi_supervised, ProbeOptions,
+                              SemiOptions, recalibrate_bn_on_images, match_channels)
+from .labelinfo import label_information
 
 # %% ../nbs/09_train.ipynb #bd2c299a
 class RunFolderError(UserError):
@@ -179,9 +183,7 @@ class RunState:
         self.aug_gen, self.pid_gen = torch.Generator().manual_seed(c.seed + 1), torch.Generator().manual_seed(c.seed + 2)
         self.steps_per_epoch = len(self.batches); self.total_steps = self.steps_per_epoch * c.epochs
         self.warmup_steps = int(min(c.warmup_epochs * self.steps_per_epoch, 0.1 * self.total_steps))
-        self.autocast, self.pid_kw = autocast_context(device, c.precision), dict(proj_dim=c.pid_proj_dim or None,
-                                                                                   per_dim=c.pid_per_dim, generator=self.pid_gen,
-                                                                                   ridge=c.pid_ridge)
+        self.autocast, self.pid_estimator = autocast_context(device, c.precision), PIDOptions.of_run(c, self.pid_gen)
         self.pid_q, self.pid_q_step = None, -1  # a projection held over steps (pid_proj_refresh != 1) and its step
         self.epoch, self.step, self.history, self.wall_s = 0, 0, [], 0.0
 
@@ -249,7 +251,7 @@ def _grad_terms(out: dict, zs: tuple, beta: float, gamma: float, hold: float | N
 # %% ../nbs/09_train.ipynb #c6293332
 def _step_projection(rs: RunState, d: int) -> torch.Tensor | None:
     "The PID projection held over several steps (pid_proj_refresh != 1), redrawn when due; None: pid_objective draws its own."
-    c, k = rs.cfg, rs.pid_kw["proj_dim"]
+    c, k = rs.cfg, rs.pid_estimator.proj_dim
     if c.pid_proj_refresh == 1 or k is None or k >= d: return None
     every = c.pid_proj_refresh
     if rs.pid_q is None or (every > 1 and rs.step // every != rs.pid_q_step // every):
@@ -272,7 +274,7 @@ def train_step(rs: RunState,  # the run state: target network, optimisers, sched
     zs = (z1.float(), z2.float())
     out = pid_objective(*zs, y, base=rs.schedule.base, beta=weights["beta"], gamma=weights["gamma"],
                         base_kwargs=weights["base_kwargs"], pid_grad=log_pid,
-                        projection=_step_projection(rs, zs[0].shape[1]) if need_y else None, **rs.pid_kw)
+                        projection=_step_projection(rs, zs[0].shape[1]) if need_y else None, estimator=rs.pid_estimator)
     keep = labels >= 0
     probe_loss = F.cross_entropy(logits[keep], labels[keep]) if keep.any() else logits.sum() * 0
     for o in (rs.opt, rs.probe_opt): o.zero_grad(set_to_none=True)
@@ -388,16 +390,16 @@ def evaluate_frozen(c: RunConfig,  # the run's configuration: knn_k, linear prob
     f, ft = (extract_features(bb, x, meta["mean"], meta["std"], device=device, size=c.image_size, amp=amp) for x in (xl, xt))
     res = knn_classify(f, yl, ft, yt, ks=tuple(int(k) for k in c.knn_k.split(",") if k.strip()), T=0.1,
                        num_classes=meta["num_classes"])
-    if probe and c.linear_epochs: res.update(select_linear_probe(f, yl, ft, yt, **_probe_kw(c, device)))
+    if probe and c.linear_epochs: res.update(select_linear_probe(f, yl, ft, yt, _probe_kw(c, device)))
     if label_info:
         li = label_information(bb, _label_fit_set(xl, yl, meta["num_classes"]), (xt, yt), _eval_views(c, meta),
                                meta["num_classes"], seed=c.seed, device=device, generator=torch.Generator().manual_seed(c.seed + 12345))
         res.update({f"label_{k}": v for k, v in li.items()})
     return res, bb.eval(), f, ft
 
-def _probe_kw(c: RunConfig, device) -> dict:
+def _probe_kw(c: RunConfig, device) -> ProbeOptions:
     "The linear probes' options (weight decays to choose from, epochs, seed)."
-    return dict(wds=[float(w) for w in c.linear_wds.split(",")], epochs=c.linear_epochs, seed=c.seed, device=device)
+    return ProbeOptions.of_run(c, device)
 
 # %% ../nbs/09_train.ipynb #b7203fea
 class TensorBoardSink:
@@ -550,12 +552,11 @@ def _semi(c: RunConfig, bb: nn.Module, data: RunData, f: torch.Tensor, ft: torch
     "Per label fraction: semi-supervised fine-tuning of the evaluated network, and the frozen probe on the same labels."
     m, meta, yl = {}, data.meta, data.yl.cpu()
     for frac in [float(s) for s in c.semi_fractions.split(",") if s.strip()]:
-        m.update(semi_supervised(bb, data.xl.cpu(), yl, data.xt, data.yt, fraction=frac, mean=meta["mean"], std=meta["std"],
-                                 num_classes=meta["num_classes"], steps=c.semi_steps, lrs=[float(v) for v in c.semi_lrs.split(",")],
-                                 seed=c.seed, device=dev, size=c.image_size, subset_seed=0))
+        m.update(semi_supervised(bb, (data.xl.cpu(), yl), (data.xt, data.yt), frac, meta["mean"], meta["std"],
+                                 meta["num_classes"], SemiOptions.of_run(c, dev)))
         if c.linear_epochs:
-            sub = balanced_indices(yl, frac, 0)
-            m.update({f"semi{100 * frac:g}_{k}": v for k, v in select_linear_probe(f[sub], yl[sub], ft, data.yt, **_probe_kw(c, dev)).items()})
+            sub = balanced_subset(yl, frac, seed=0)
+            m.update({f"semi{100 * frac:g}_{k}": v for k, v in select_linear_probe(f[sub], yl[sub], ft, data.yt, _probe_kw(c, dev)).items()})
     return m
 
 def _transfer(c: RunConfig, bb: nn.Module, meta: dict, dev) -> dict:
@@ -565,8 +566,8 @@ def _transfer(c: RunConfig, bb: nn.Module, meta: dict, dev) -> dict:
     if c.eval_n_train and c.eval_n_train < len(tx):
         idx = balanced_subset(ty, per_class=max(1, c.eval_n_train // tmeta["num_classes"]), seed=0); tx, ty = tx[idx], ty[idx]
     if c.n_test: txt, tyt = txt[:c.n_test], tyt[:c.n_test]
-    tx, mean, std = _match_channels(tx, tmeta["mean"], tmeta["std"], meta["channels"])
-    txt = _match_channels(txt, tmeta["mean"], tmeta["std"], meta["channels"])[0]
+    tx, mean, std = match_channels(tx, tmeta["mean"], tmeta["std"], meta["channels"])
+    txt = match_channels(txt, tmeta["mean"], tmeta["std"], meta["channels"])[0]
     tm = dict(tmeta, mean=tuple(mean.tolist()), std=tuple(std.tolist()), channels=meta["channels"])
     res = evaluate_frozen(c, bb, (tx, ty), (txt, tyt), tm, dev, label_info=False)[0]
     return {f"transfer_{k}": v for k, v in res.items()}

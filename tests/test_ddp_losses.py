@@ -58,11 +58,11 @@ def _cases():
                  vicreg_solo=lambda z1, z2, y: vicreg_loss(z1, z2, sim=10.0, cov=4.0, var_convention="solo"),
                  naive_bt=lambda z1, z2, y: _naive_bt(z1, z2))
     try:
-        from pid_ssl.pid import pid_objective
-        cases["pid_bt"] = lambda z1, z2, y: pid_objective(z1, z2, y, base="bt", beta=0.3, gamma=0.5, proj_dim=4,
-                                                          generator=torch.Generator().manual_seed(7))
+        from pid_ssl.pid import PIDOptions, pid_objective
+        est = lambda: PIDOptions(proj_dim=4, generator=torch.Generator().manual_seed(7))  # a fresh draw every call
+        cases["pid_bt"] = lambda z1, z2, y: pid_objective(z1, z2, y, base="bt", beta=0.3, gamma=0.5, estimator=est())
         cases["pid_vicreg_perdim"] = lambda z1, z2, y: pid_objective(z1, z2, y, base="vicreg", beta=0.3, gamma=0.5,
-                                                                     proj_dim=None, per_dim=True)
+                                                                     estimator=PIDOptions(proj_dim=None, per_dim=True))
     except ImportError:
         pass
     return cases

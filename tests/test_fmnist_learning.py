@@ -16,7 +16,8 @@ FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 @pytest.mark.skipif(not os.path.exists(FMNIST), reason="needs `apt-get install -y dataset-fashion-mnist`")
 def test_bt_beats_random_init_on_fashion_mnist(tmp_path):
     from pid_ssl.core import seed_everything
-    from pid_ssl.data import load_dataset, balanced_subset
+    from pid_ssl.data import load_dataset
+    from pid_ssl.sampling import balanced_subset
     from pid_ssl.evaluate import extract_features, knn_classify
     from pid_ssl.train import build_net, fit
 
