@@ -5,11 +5,11 @@
     python -m http.server -d _site 8000     # then browse http://127.0.0.1:8000/
 
 Two steps, both from this checkout:
-1. nbdev's own notebook processing (`nbdev.processors.FilterDefaults`, the step `nbdev_docs` runs before Quarto) turns
-   each library notebook into its documentation page: `show_doc` tables for every exported name, export and hidden
-   cells dropped. One processor is replaced: nbdev executes every cell holding an import to render `show_doc`, which
-   here would run the notebooks' tests; this build imports the notebook's exported module instead. nbdev's links to
-   its Quarto site are left out (they point to a site this build does not make).
+1. nbdev's own notebook processing (`nbdev.processors.FilterDefaults`, the step `nbdev_docs` runs before Quarto, with
+   the processors settings.ini names) turns each library notebook into its documentation page: `show_doc` tables for
+   every exported name, export and hidden cells dropped. `show_doc` runs on the notebook's exported module
+   (`pid_ssl.docs.exec_api_docs`, in place of nbdev's `exec_show_docs`, which would run the notebooks' tests). nbdev's
+   links to its Quarto site are left out (they point to a site this build does not make).
    The paper notebooks are executed on the committed results (their files go to a temporary folder, so results/ is
    never written); the experiment notebook is shown as it is (executing it trains a network).
 2. mkdocs with the Material theme and mkdocs-jupyter renders the pages, the README as the home page, the guides
@@ -76,34 +76,17 @@ class Links:
 
 
 def api_page(src: Path, dst: Path) -> None:
-    "A library notebook processed by nbdev for its documentation page, `show_doc` rendered from the exported module."
+    """A library notebook processed by nbdev for its documentation page, with the processors settings.ini names (the
+    same as `nbdev_docs`: `show_doc` from the exported module, `pid_ssl.docs.exec_api_docs`), less the warning cell
+    and the links to nbdev's Quarto site."""
     from execnb.nbio import read_nb, write_nb
-    from execnb.shell import CaptureShell
-    from nbdev import processors as P
-    from nbdev.process import Processor
+    from nbdev.process import NBProcessor
+    from nbdev.processors import FilterDefaults
 
-    class exec_api_docs(Processor):
-        "nbdev's exec_show_docs, but the names come from importing the exported module, not from running cells."
-        def begin(self):
-            self.k = CaptureShell()
-            self.k.run_cell("from nbdev.showdoc import show_doc")
-
-        def __call__(self, cell):
-            mod = cell.directives_.get("default_exp")
-            if mod:
-                self.k.run_cell(f"import importlib as _il; globals().update({{k: v for k, v in "
-                                f"vars(_il.import_module('pid_ssl.{mod[0]}')).items() if not k.startswith('__')}})")
-            elif cell.cell_type == "code" and cell.source.lstrip().startswith("show_doc("):
-                self.k.cell(cell)
-            if self.k.exc: raise RuntimeError(f"{src.name}: show_doc failed in cell {cell.idx_}:\n{cell.source}") from self.k.exc
-
-    skip = {"exec_show_docs", "insert_warning", "add_links"}
-    procs = [p for p in P.FilterDefaults().procs() if p.__name__ not in skip]
-    procs.insert(procs.index(P.rm_export), exec_api_docs)
+    procs = [p for p in FilterDefaults().procs() if p.__name__ not in ("insert_warning", "add_links")]
     nb = read_nb(src)
     os.environ["IN_TEST"] = "1"  # as nbdev's docs step sets it
-    P.NBProcessor(nb=nb, procs=procs).process()
-    nb.cells = [c for c in nb.cells if c.get("source")]  # nbdev empties the cells it hides
+    NBProcessor(nb=nb, procs=procs).process()
     write_nb(nb, dst)
 
 
