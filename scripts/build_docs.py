@@ -75,6 +75,20 @@ class Links:
         return HREF.sub(lambda m: f"{m[1]}{target(m[2])}{m[3]}", text)
 
 
+def list_breaks(text: str) -> str:
+    "A blank line before a list that follows a paragraph line: GitHub starts the list there, Python-Markdown does not."
+    out, fence, prev = [], False, ""
+    for line in text.split("\n"):
+        if line.lstrip().startswith("```"): fence = not fence
+        item = re.match(r"\s*([-*+]|\d+\.) ", line)
+        if not fence and item and prev.strip() and not re.match(r"\s*([-*+]|\d+\.) |\s*[|>#]", prev) \
+                and not prev.startswith(" "):
+            out.append("")
+        out.append(line)
+        prev = line
+    return "\n".join(out)
+
+
 def api_page(src: Path, dst: Path) -> None:
     """A library notebook processed by nbdev for its documentation page, with the processors settings.ini names (the
     same as `nbdev_docs`: `show_doc` from the exported module, `pid_ssl.docs.exec_api_docs`), less the warning cell
@@ -190,7 +204,7 @@ def build(paper: bool = True, log=print) -> Path:
         out = SRC / ("index.md" if md == "README.md" else md)
         out.parent.mkdir(parents=True, exist_ok=True)
         # the home page sits at the site's root like README.md at the repository's: its links need no change of base
-        out.write_text(links.rewrite((ROOT / md).read_text(), md, in_notebook=False))
+        out.write_text(list_breaks(links.rewrite((ROOT / md).read_text(), md, in_notebook=False)))
     if links.broken:
         raise SystemExit("build_docs: error: links that lead nowhere:\n" + "\n".join(sorted(set(links.broken))))
     for f in sorted(links.copies):

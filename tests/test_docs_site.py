@@ -75,8 +75,8 @@ Promise.all(Array.from(document.images).map(i => i.decode().then(() => null, () 
   .then(() => (i.complete && i.naturalWidth > 0) ? null : (i.currentSrc || i.src)))).then(r => done(r.filter(x => x)));"""
 
 
-def test_every_page_loads_with_images_and_links(site, browser):
-    base, folder = site
+def _page_problems(base: str, folder: Path, browser) -> list[str]:
+    "Every page of the site loaded in turn: console errors, images not decoded, internal links that lead nowhere."
     pages = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.html"))
     assert {"index.html", "nbs/06_losses.html", "docs/running.html", "results/reports/cpu/report.html"} <= set(pages)
     errors, ids, links = [], {}, set()
@@ -97,17 +97,25 @@ def test_every_page_loads_with_images_and_links(site, browser):
             errors.append(f"{page}: link to {href}: no such file in the site")
         elif frag and target.endswith(".html") and frag not in ids.get(target, set()):
             errors.append(f"{page}: link to {href}: no element with id {frag!r} on {target}")
-    assert not errors, f"{len(errors)} problem(s):\n" + "\n".join(errors[:50])
+    return errors
 
 
-def test_search_finds_barlow_twins_loss(site, browser):
+def _search(base: str, browser, words: str) -> list[str]:
+    "The links of the site search's results for `words`, typed into the header's search box."
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    base, _ = site
     browser.get(base + "index.html")
     box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")  # in the header at the window's width
     box.click()
-    box.send_keys("barlow_twins_loss")
-    found = WebDriverWait(browser, 60).until(lambda d: [a.get_attribute("href") for a in
-                                                        d.find_elements(By.CSS_SELECTOR, ".md-search-result__link")])
+    box.send_keys(words)
+    return WebDriverWait(browser, 60).until(lambda d: [a.get_attribute("href") for a in
+                                                       d.find_elements(By.CSS_SELECTOR, ".md-search-result__link")])
+
+
+def test_docs_site_in_a_browser(site, browser):
+    "One test, so that pytest-xdist builds the site once (the build writes _docs_src/ and _site/ of the checkout)."
+    base, folder = site
+    errors = _page_problems(base, folder, browser)
+    assert not errors, f"{len(errors)} problem(s):\n" + "\n".join(errors[:50])
+    found = _search(base, browser, "barlow_twins_loss")
     assert any(urlsplit(h).path.endswith("/nbs/06_losses.html") for h in found), f"search results: {found}"
