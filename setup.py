@@ -19,7 +19,9 @@ requirements = shlex.split(cfg.get("requirements", ""))
 repro_requirements = shlex.split(cfg.get("repro_requirements", ""))  # the reproduction's notebook stack
 slurm_requirements = shlex.split(cfg.get("slurm_requirements", ""))  # pid_ssl_reproduce --launcher slurm
 tensorboard_requirements = shlex.split(cfg.get("tensorboard_requirements", ""))  # RunConfig.tensorboard: the optional sink
-dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements + tensorboard_requirements
+docs_requirements = shlex.split(cfg.get("docs_requirements", ""))  # scripts/build_docs.py and its browser test
+dev_requirements = (shlex.split(cfg.get("dev_requirements", "")) + repro_requirements + slurm_requirements
+                    + tensorboard_requirements + docs_requirements)
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 readme = Path(__file__).with_name("README.md")
 here = Path(__file__).resolve().parent
@@ -75,7 +77,7 @@ setuptools.setup(
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
     extras_require={"repro": repro_requirements, "slurm": slurm_requirements, "tensorboard": tensorboard_requirements,
-                    "dev": dev_requirements},
+                    "docs": docs_requirements, "dev": dev_requirements},
     entry_points={
         "console_scripts": scripts,
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
