@@ -1,7 +1,7 @@
 """Build pid_ssl's documentation site into `_site/` (static HTML: open it through any HTTP server).
 
-    python scripts/build_docs.py            # the whole site (the paper notebooks executed: a few minutes)
-    python scripts/build_docs.py --no-paper # the paper notebooks shown unexecuted (seconds)
+    python scripts/build_docs.py            # the whole site (a paper notebook without a committed executed copy is executed)
+    python scripts/build_docs.py --no-paper # such paper notebooks shown unexecuted instead
     python -m http.server -d _site 8000     # then browse http://127.0.0.1:8000/
 
 Two steps, both from this checkout:
@@ -10,8 +10,10 @@ Two steps, both from this checkout:
    every exported name, export and hidden cells dropped. `show_doc` runs on the notebook's exported module
    (`pid_ssl.docs.exec_api_docs`, in place of nbdev's `exec_show_docs`, which would run the notebooks' tests). nbdev's
    links to its Quarto site are left out (they point to a site this build does not make).
-   The paper notebooks are executed on the committed results (their files go to a temporary folder, so results/ is
-   never written); the experiment notebook is shown as it is (executing it trains a network).
+   A paper notebook's page is the executed copy the runner committed beside its tables and figures
+   (results/<tables|figures|reports>/cpu/<name>.ipynb); one without such a copy is executed on the committed results
+   (its files go to a temporary folder, so results/ is never written). The experiment notebook is shown as it is
+   (executing it trains a network).
 2. mkdocs with the Material theme and mkdocs-jupyter renders the pages, the README as the home page, the guides
    under docs/ and each study's generated report, with their tables and figures, and builds the site's search index.
    Chosen over Sphinx + myst-nb for its built-in client-side search and its notebook rendering with no extra
@@ -134,17 +136,37 @@ def paper_page(src: Path, dst: Path, out_dir: Path) -> None:
     finally:
         os.chdir(cwd)
 
-    def rebase(m):  # a link the notebook wrote relative to out_dir, made relative to the notebook's own folder
+    _rebase_links(nb.cells, out_dir, src.parent)
+    write_nb(nb, dst)
+
+
+def _rebase_links(cells, out_dir: Path, page_dir: Path) -> None:
+    "Links the notebook's Markdown outputs name relative to `out_dir` (where it wrote), made relative to `page_dir`."
+    def rebase(m):
         t = m[2]
         if t.startswith(EXTERNAL) or "://" in t or os.path.isabs(t): return m[0]
         p = (out_dir / t).resolve()
-        return f"{m[1]}({os.path.relpath(p, src.parent) if p.is_relative_to(ROOT) else t}{m[3]})"
+        return f"{m[1]}({os.path.relpath(p, page_dir) if p.is_relative_to(ROOT) else t}{m[3]})"
 
-    for c in nb.cells:
+    for c in cells:
         for o in c.get("outputs", []):
             if "text/markdown" in o.get("data", {}):
                 o["data"]["text/markdown"] = LINK.sub(rebase, "".join(o["data"]["text/markdown"]))
-    write_nb(nb, dst)
+
+
+def executed_copy(src: Path, config: str = "cpu") -> Path | None:
+    """The runner's executed copy of paper notebook `src` for `config`, committed under results/ beside the files it
+    wrote (`pid_ssl_reproduce cpu` makes it); None when there is none."""
+    from pid_ssl.layout import paper_out_dir
+    p = paper_out_dir(ROOT / "results", config, src.stem) / src.name
+    return p if p.is_file() else None
+
+
+def executed_page(src: Path, executed: Path, dst: Path) -> None:
+    "A paper notebook's page from its committed executed copy: its outputs as the runner saved them, links rebased."
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    _rebase_links(nb["cells"], executed.parent, src.parent)
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def fix_notebook_links(dst: Path, page: str, links: Links) -> None:
@@ -192,9 +214,12 @@ def build(paper: bool = True, log=print) -> Path:
         for nb in papers:
             dst = SRC / rel(nb)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if paper: paper_page(nb, dst, Path(tmp) / nb.stem)
+            if (ex := executed_copy(nb)) is not None: executed_page(nb, ex, dst)
+            elif paper: paper_page(nb, dst, Path(tmp) / nb.stem)
             else: shutil.copy2(nb, dst)
-    log(f"paper notebooks {'executed' if paper else 'copied'}: {len(papers)} ({time.time() - t0:.0f} s)")
+    n_ex = sum(executed_copy(nb) is not None for nb in papers)
+    log(f"paper notebooks: {n_ex} from their committed executed copies, {len(papers) - n_ex} "
+        f"{'executed' if paper else 'copied'} ({time.time() - t0:.0f} s)")
     for nb in experiments:
         (SRC / rel(nb)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(nb, SRC / rel(nb))
