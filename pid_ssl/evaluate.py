@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['extract_features', 'knn_classify', 'linear_probe_logits', 'linear_probe', 'balanced_indices', 'holdout_mask',
-           'select_linear_probe', 'recalibrate_bn', 'recalibrate_bn_on_images', 'semi_supervised', 'evaluate_backbone',
-           'transfer_probe', 'view_features', 'label_pid_features', 'label_entropy', 'probe_cross_entropy',
-           'usable_information', 'kmeans', 'broja_solvable', 'broja_atoms', 'debias', 'discrete_label_pid',
-           'label_information']
+           'select_linear_probe', 'recalibrate_bn', 'recalibrate_bn_on_images', 'semi_supervised', 'match_channels',
+           'evaluate_backbone', 'transfer_probe', 'view_features', 'label_pid_features', 'label_entropy',
+           'probe_cross_entropy', 'usable_information', 'kmeans', 'broja_solvable', 'broja_atoms', 'debias',
+           'discrete_label_pid', 'label_information']
 
 # %% ../nbs/08_evaluate.ipynb #914d7901
 import copy
@@ -298,7 +298,7 @@ def _in_chans(backbone):
     conv = next((m for m in backbone.modules() if isinstance(m, nn.Conv2d)), None)
     return None if conv is None else conv.in_channels
 
-def _match_channels(x, mean, std, c):
+def match_channels(x, mean, std, c):
     "Convert uint8 images and their normalisation to `c` channels (RGB -> grey by the mean, grey -> RGB by repetition)."
     mean, std = torch.as_tensor(mean, dtype=torch.float32).flatten(), torch.as_tensor(std, dtype=torch.float32).flatten()
     if c is None or x.shape[1] == c: return x, mean, std
@@ -321,8 +321,8 @@ def evaluate_backbone(backbone: nn.Module,  # frozen backbone
                      ) -> dict:
     "kNN and linear-probe metrics of a frozen backbone: `knn{k}_top1`, `linear_top1`, `linear_top5`."
     (xtr, ytr), (xte, yte), c = train, test, _in_chans(backbone)
-    xtr, mean, std = _match_channels(xtr, _meta_get(meta, "mean"), _meta_get(meta, "std"), c)
-    xte = _match_channels(xte, _meta_get(meta, "mean"), _meta_get(meta, "std"), c)[0]
+    xtr, mean, std = match_channels(xtr, _meta_get(meta, "mean"), _meta_get(meta, "std"), c)
+    xte = match_channels(xte, _meta_get(meta, "mean"), _meta_get(meta, "std"), c)[0]
     kw = dict(batch_size=feature_batch_size, device=device, size=size, amp=amp)
     ftr, fte = extract_features(backbone, xtr, mean, std, **kw), extract_features(backbone, xte, mean, std, **kw)
     ytr, yte = torch.as_tensor(ytr).long(), torch.as_tensor(yte).long()
