@@ -112,7 +112,7 @@ def fit(cfg: RunConfig | None = None,  # the run's configuration (None: the defa
     if RunFolder(out).metrics.exists():
         _check_run_dir(out, c)
         return read_json(RunFolder(out).metrics)
-    if int(os.environ.get("RANK", "0")) != 0: return _run(c, out)  # DDP ranks > 0 write nothing; rank 0 has the lock
+    if int(os.environ.get("RANK", "0")) != 0: return _run(c, out)  # DDP ranks > 0 write nothing, rank 0 has the lock
     with RunLock(out) as lock:  # one process per run folder (pid_ssl.lock)
         if lock.stale:  # its holder died: drop the temp files of the atomic writes it was in the middle of
             print(f"[{out.name}] took over the lock of process {lock.stale.get('pid')}, which ended without releasing "
