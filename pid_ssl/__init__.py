@@ -9,7 +9,9 @@ __all__ = []
 # %% ../nbs/14_api.ipynb #5e166ae3
 _API = {"pid_ssl.config": ("RunConfig", "resolve_run", "load_config", "ConfigError"),
         "pid_ssl.methods": ("METHODS", "method_weights"),
-        "pid_ssl.train": ("fit", "reevaluate", "evaluate_frozen", "RunData"),
+        "pid_ssl.train": ("fit",),
+        "pid_ssl.runeval": ("reevaluate", "evaluate_frozen"),
+        "pid_ssl.runstate": ("RunData",),
         "pid_ssl.reproduce": ("reproduce",),
         "pid_ssl.rundir": ("load_backbone", "export_timm"),
         "pid_ssl.backbones": ("create_backbone",),
@@ -39,8 +41,9 @@ if TYPE_CHECKING:  # what type checkers and editors read (`X as X`: re-exported)
     from pid_ssl.config import (
         RunConfig as RunConfig, resolve_run as resolve_run, load_config as load_config, ConfigError as ConfigError)
     from pid_ssl.methods import METHODS as METHODS, method_weights as method_weights
-    from pid_ssl.train import (
-        fit as fit, reevaluate as reevaluate, evaluate_frozen as evaluate_frozen, RunData as RunData)
+    from pid_ssl.train import fit as fit
+    from pid_ssl.runeval import reevaluate as reevaluate, evaluate_frozen as evaluate_frozen
+    from pid_ssl.runstate import RunData as RunData
     from pid_ssl.reproduce import reproduce as reproduce
     from pid_ssl.rundir import load_backbone as load_backbone, export_timm as export_timm
     from pid_ssl.backbones import create_backbone as create_backbone

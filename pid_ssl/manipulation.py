@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig
-from .views import MultiViewAugment, view_recipe, weak_view
+from .views import MultiViewAugment, weak_view
+from .step import run_view_specs
 from .files import atomic_write_json, read_json
 from .layout import CHECK_VERSION, RunFolder, needs_check
 from .pid import PID_KEYS, logdet, zscore, mmi_split
@@ -86,8 +87,7 @@ def check_images(c: RunConfig,  # the run's configuration (dataset, n_train, sub
 # %% ../nbs/08a_manipulation.ipynb #6d2e31e5
 def check_views(c: RunConfig, meta: dict) -> MultiViewAugment:
     "The check's views: the Barlow Twins recipe's two views at the run's crop scale, then the weak target view."
-    specs = [dataclasses.replace(v, crop_scale=(c.crop_scale, 1.0)) if c.crop_scale else v for v in view_recipe("bt")]
-    return MultiViewAugment(specs, size=c.image_size, mean=meta["mean"], std=meta["std"], target=weak_view(),
+    return MultiViewAugment(run_view_specs(c, "bt"), size=c.image_size, mean=meta["mean"], std=meta["std"], target=weak_view(),
                             channels_last=c.channels_last)
 
 @torch.no_grad()

@@ -357,8 +357,8 @@ def check_reevaluable(plan: Plan) -> None:
                           "the run folder aside and run it again (nothing was re-evaluated).")
 
 def reevaluate_runs(plan: Plan, echo=print) -> dict:
-    "Evaluate every finished run of `plan` again from its saved backbone (`pid_ssl.train.reevaluate`): {run_id: status}."
-    from pid_ssl.train import reevaluate
+    "Evaluate every finished run of `plan` again from its saved backbone (`pid_ssl.runeval.reevaluate`): {run_id: status}."
+    from pid_ssl.runeval import reevaluate
     status, t0 = {}, time.perf_counter()
     for k, r in enumerate(plan.runs, 1):
         if not r.done: status[r.run_id] = "skipped"; continue

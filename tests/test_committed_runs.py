@@ -15,7 +15,8 @@ import pytest
 from pins import Rule, accuracy_images, check
 
 from pid_ssl.data import DataNotFound, load_dataset
-from pid_ssl.train import TIMING_KEYS, reevaluate
+from pid_ssl.runeval import reevaluate
+from pid_ssl.train import TIMING_KEYS
 
 RUN = Path(__file__).resolve().parents[1] / "results" / "runs" / "demo" / "bt_pid-s0"
 # the demo's kernel path: its env.json names AVX512 and torch 2.14.1 on an AMD EPYC whose torch is 2.14.1+cu130, and

@@ -153,7 +153,8 @@ def test_reevaluate_refuses_truncated_history(tmp_path, capsys):
              f"--reevaluate: {out / 'history.jsonl'} holds 5 of the run's 12 epochs (the last row is epoch 5)")
     _refused(capsys, [str(cfg), "--reevaluate", "--dry-run", "--results", str(results)], "holds 5 of the run's 12 epochs")
     assert (out / "metrics.json").read_bytes() == before
-    from pid_ssl.train import RunFolderError, reevaluate  # the library function refuses it as well
+    from pid_ssl.rundir import RunFolderError  # the library function refuses it as well
+    from pid_ssl.runeval import reevaluate
     with pytest.raises(RunFolderError, match="holds 5 of the run's 12 epochs"): reevaluate(out)
     assert (out / "metrics.json").read_bytes() == before
 

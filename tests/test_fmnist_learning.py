@@ -19,7 +19,8 @@ def test_bt_beats_random_init_on_fashion_mnist(tmp_path):
     from pid_ssl.data import load_dataset
     from pid_ssl.sampling import balanced_subset
     from pid_ssl.evaluate import extract_features, knn_classify
-    from pid_ssl.train import build_net, fit
+    from pid_ssl.backbones import build_net
+    from pid_ssl.train import fit
 
     cfg = dict(dataset="fashion_mnist", n_train=1024, n_test=1000, image_size=28, arch="resnet10t",
                projector="512-512", method="bt", epochs=8, batch_size=64, lr=0.3, warmup_epochs=0.5,

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from pid_ssl.config import RunConfig
-from pid_ssl.train import _transfer
+from pid_ssl.runeval import _transfer
 from test_paper_configs import write_cifar
 
 
