@@ -17,7 +17,8 @@ from pathlib import Path
 from .cli import run_command
 from .layout import METRICS
 from .lock import lock_holder, busy_message, RunLockedError
-from .config import ConfigError, RunConfig, opt, config_parser, config_from_args, add_field_options
+from .config import ConfigError, RunConfig, opt
+from .options import config_parser, config_from_args, add_field_options
 
 # %% ../nbs/02a_commands.ipynb #e3a3917d
 def _parse_then_run(parser: argparse.ArgumentParser,  # the command's torch-free parser

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from contextlib import contextmanager
 
 from .files import atomic_write_json, read_json, read_jsonl, write_jsonl
-from .config import ConfigError, RunConfig, config_from_args, identity_diff
+from .config import ConfigError, RunConfig, identity_diff
+from .options import config_from_args
 from .cli import UserError, run_command
 from .layout import CKPT, METRICS, PREV, TENSORBOARD, history_gap
 from .lock import RunLock

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pid_ssl.config import load_config
+from pid_ssl.study import load_config
 from pid_ssl.methods import split_method
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -145,10 +145,11 @@ def runs_for_equivalence(sd: float, margin: float, alpha: float = 0.05, power: f
 DEFAULT_PLAN = dict(margin=0.4, level=0.95, power=0.9, metrics=["linear_top1", "knn200_top1", "semi10_top1"], contrasts={})
 
 def analysis_plan(config: str,  # a config name in configs/ or a YAML path
-                  repo=None,  # the checkout (pid_ssl.config.repo_dir)
+                  repo=None,  # the checkout (pid_ssl.paths.repo_dir)
                  ) -> dict:
     "The config's `analysis:` section over DEFAULT_PLAN."
-    from pid_ssl.config import find_config, load_config
+    from pid_ssl.paths import find_config
+    from pid_ssl.study import load_config
     return {**DEFAULT_PLAN, **(load_config(find_config(config, repo)).data.get("analysis") or {})}
 
 # %% ../../nbs/12a_statistics.ipynb #42ddf373
