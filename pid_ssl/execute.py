@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['FINE', 'RUN_PARAMS', 'RunStatus', 'RunState', 'status_word', 'Run', 'Plan', 'notebook_params', 'kernel_imports_here',
-           'run_notebook', 'error_line', 'hms', 'eta', 'run_params', 'execute_run', 'interrupt_on_sigterm']
+           'run_notebook', 'check_kernel', 'error_line', 'hms', 'eta', 'run_params', 'execute_run',
+           'interrupt_on_sigterm']
 
 # %% ../nbs/09e_execute.ipynb #d7a5fa84
 import json
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, identity_diff
+from .config import ConfigError, RunConfig, identity_diff, suggest
 from .files import read_json
 from .layout import METRICS, PARAMS, RunFolder
 from .lock import RunLockedError, lock_holder
@@ -149,6 +150,17 @@ def run_notebook(nb: Path,  # the notebook to execute
                             progress_bar=False, log_output=log_output,
                             # the kernel process's own log: noise here
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+
+# %% ../nbs/09e_execute.ipynb #d199e343
+def check_kernel(name: str) -> None:
+    "ConfigError unless `name` is an installed Jupyter kernel."
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try: KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        have = sorted(KernelSpecManager().find_kernel_specs())
+        raise ConfigError(f"--kernel {name}: no such Jupyter kernel{suggest(name, have)}; installed: "
+                          f"{', '.join(have) or 'none'} "
+                          f"(install one with `python -m ipykernel install --sys-prefix --name {name}`).") from None
 
 # %% ../nbs/09e_execute.ipynb #581f4ba5
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -157,7 +157,9 @@ def _stop(procs: list, wait_s: float = 60) -> None:
     for p in procs: p.terminate()
     for p in procs:
         try: p.wait(wait_s)
-        except subprocess.TimeoutExpired: p.kill(); p.wait()
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 # %% ../nbs/09f_launch.ipynb #292d26fe
 def launch_local(plan: Plan,  # from `prepare`
@@ -193,7 +195,9 @@ def launch_local(plan: Plan,  # from `prepare`
                 echo(f"[{k}/{n}] {rid} {status_word(s)} in {hms(wall)} | elapsed {hms(time.perf_counter() - t0)} | "
                      f"{eta(walls, len(todo) + len(running))}")
             time.sleep(poll_s)
-    except KeyboardInterrupt: _stop([v[0] for v in running.values()]); raise
+    except KeyboardInterrupt:
+        _stop([v[0] for v in running.values()])
+        raise
     return status
 
 # %% ../nbs/09f_launch.ipynb #795fc17b
