@@ -291,6 +291,9 @@ def reproduce(config: str | Path,  # config name in configs/ (demo, cpu, paper_c
               **kw,  # or any field of `ReproduceOptions`, e.g. results=..., only=[...], launcher='local'
              ) -> dict:
     "Run a config's (setting × seed) grid, then its paper notebooks; return {'runs': {run_id: status}, 'paper': {...}, 'failed': [...]}."
+    if options is not None and not isinstance(options, ReproduceOptions):
+        raise TypeError(f"reproduce: options is a ReproduceOptions, not {type(options).__name__}; "
+                        "give only=, seeds=, ... as keywords")
     o = dataclasses.replace(options or ReproduceOptions(), **kw)
     plan = prepare(config, o.results, o.only, o.seeds, o.repo, o.overrides)
     if o.reevaluate: check_reevaluable(plan)
