@@ -34,7 +34,8 @@ def opt(default, help: str,  # the default, and one line of help (units and sour
         finite: bool = True,  # a float value must be finite (False: inf is a value it takes)
        ):
     "A config field: its default, one line of help, and what values it takes (checked by `check_value`)."
-    return field(default=default, metadata=dict(help=help, choices=choices, low=low, high=high, check=check, finite=finite))
+    return field(default=default,
+                 metadata=dict(help=help, choices=choices, low=low, high=high, check=check, finite=finite))
 
 # %% ../nbs/02_config.ipynb #52d1f33f
 def _numbers(kind, low=None, high=None, low_open=False, empty=False):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
-from .execute import (FINE, Plan, RunStatus, eta, execute_run, hms, interrupt_on_sigterm, kernel_imports_here, run_params,
+from .execute import (FINE, Plan, RunStatus, eta, execute_run, hms, interrupt_on_sigterm,
+                             kernel_imports_here, run_params,
                              status_word)
 from .lock import RunLock, RunLockedError, busy_message, lock_holder
 
@@ -182,7 +183,8 @@ def launch_local(plan: Plan,  # from `prepare`
                     continue
                 slot, log = free.pop(0), logs / f"{r.run_id}.log"
                 start = log.stat().st_size if log.exists() else 0
-                running[r.run_id] = (_start(job_spec(plan, r, kernel_name), slot, log), slot, log, start, time.perf_counter())
+                running[r.run_id] = (_start(job_spec(plan, r, kernel_name), slot, log), slot, log, start,
+                                     time.perf_counter())
                 echo(f"{r.run_id} running on {slot} (log {log})")
             for rid, (p, slot, log, start, t) in list(running.items()):
                 if p.poll() is None: continue

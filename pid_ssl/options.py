@@ -39,7 +39,8 @@ def add_field_options(g,  # a parser or one of its argument groups
                      ):
     "One option per field, --a-b with its help and default; --a_b is accepted too but hidden from --help (listed once)."
     for f in flds:
-        _add_option(g, f"--{f.name.replace('_', '-')}", f, (f.metadata["help"] + _shown_default(f.default)).replace("%", "%%"))
+        _add_option(g, f"--{f.name.replace('_', '-')}", f,
+                    (f.metadata["help"] + _shown_default(f.default)).replace("%", "%%"))
         if "_" in f.name: _add_option(g, f"--{f.name}", f, argparse.SUPPRESS)  # the underscore spelling: a hidden alias
     return g
 

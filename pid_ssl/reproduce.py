@@ -166,7 +166,8 @@ def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = F
     status = {}
     for name, nb, out in plan.paper:
         t = time.perf_counter()
-        try: run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name, out_dir=str(out.parent)), kernel_name, log_output)
+        try: run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name, out_dir=str(out.parent)),
+                          kernel_name, log_output)
         except Exception as e: status[name] = error_line(e)
         else: status[name] = RunStatus.OK
         echo(f"paper {name} {status_word(status[name])} in {hms(time.perf_counter() - t)} -> "
@@ -390,7 +391,8 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     a = _parser().parse_args(argv)
     passive_openmp_wait()  # for the kernels it starts: threads that sleep when they wait (pid_ssl.commands)
     launch = {f.name: getattr(a, f.name) for f in LAUNCH_FIELDS if f.metadata['metavar']}
-    o = ReproduceOptions(a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output, launcher=a.launcher, launch=launch,
+    o = ReproduceOptions(a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output, launcher=a.launcher,
+                         launch=launch,
                          rerun_stale=a.rerun_stale, reevaluate=a.reevaluate, overrides=parse_sets(a.sets))
     run = lambda: 1 if reproduce(a.config, o)["failed"] else 0
     with interrupt_on_sigterm():

@@ -20,7 +20,8 @@ def launch_opt(launchers: tuple,  # the launchers that take it: 'local', 'slurm'
                section: str | None = None,  # its help in a config's `launcher:` section (None: a flag only)
               ):
     "A launcher option: which launchers take it, its flag, and whether a config's `launcher:` section sets it."
-    return field(default=None, metadata=dict(launchers=launchers, help=help, metavar=metavar, kind=kind, section=section))
+    return field(default=None,
+                 metadata=dict(launchers=launchers, help=help, metavar=metavar, kind=kind, section=section))
 
 @dataclass
 class LaunchOptions:

@@ -130,18 +130,22 @@ def slurm_executor(folder: Path,  # submitit's folder pattern (…/%j)
     return ex
 
 # %% ../nbs/09g_slurm.ipynb #6d0d09a2
-ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+          "REQUEUE_FED", "RESIZING",
           # SLURM job states before the end (PREEMPTED: until requeued)
           "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 
-NEVER_STARTS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS",
-                "AssocMaxJobsLimit", "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxWallDurationPerJobLimit",
+NEVER_STARTS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount",
+                "InvalidQOS",
+                "AssocMaxJobsLimit", "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob",
+                "QOSMaxWallDurationPerJobLimit",
                 # squeue reasons of a pending job that will not start as it is
                 "JobHeldUser", "JobHeldAdmin", "DependencyNeverSatisfied")
 
 def slurm_queue() -> dict | None:
     "{job id: (state, reason)} of the jobs SLURM knows (array tasks one by one, ended jobs while it keeps them); None if squeue fails."
-    try: out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r"], capture_output=True, text=True, timeout=60)
+    try: out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r"], capture_output=True,
+                              text=True, timeout=60)
     except (OSError, subprocess.SubprocessError): return None
     if out.returncode != 0: return None
     rows = (l.split("|") for l in out.stdout.splitlines() if l.count("|") >= 1)
@@ -162,7 +166,8 @@ def _removed_on_error(folder: Path,  # what is made in it inside is removed on a
     before = set(folder.rglob("*")) if folder.exists() else set()
     try: yield
     except Exception:
-        for p in sorted(set(folder.rglob("*")) - before if folder.exists() else (), key=lambda p: len(p.parts), reverse=True):
+        for p in sorted(set(folder.rglob("*")) - before if folder.exists() else (), key=lambda p: len(p.parts),
+                        reverse=True):
             if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
             else: p.unlink(missing_ok=True)
         for d in made:
@@ -266,7 +271,8 @@ def _queued_earlier(plan: Plan) -> set:
     record, states = json.loads(record_file.read_text()), slurm_states() or {}
     return {rid for rid, job in record.items() if states.get(job) in ACTIVE}
 
-def launch_slurm(plan: Plan, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm", poll_s: float = 5,
+def launch_slurm(plan: Plan, res: Resources, kernel_name: str = "python3", echo=print, cluster: str = "slurm",
+                 poll_s: float = 5,
                  max_pending_s: float | None = None) -> dict:
     "Submit the plan's unfinished runs as SLURM jobs and wait for them: {run_id: status}."
     status = {r.run_id: RunStatus.SKIPPED for r in plan.runs if r.done}
@@ -303,5 +309,6 @@ class SlurmLauncher:
                           f"logs in {launch_dir(self.plan)}/slurm/<job id>/", *[f"  job {r.run_id}" for r in todo]])
 
     def execute(self, kernel_name="python3", log_output=False, echo=print) -> dict:
-        return launch_slurm(self.plan, self.res, kernel_name, echo, self.cluster, poll_s=5 if self.cluster == "slurm" else 0.5,
+        return launch_slurm(self.plan, self.res, kernel_name, echo, self.cluster,
+                            poll_s=5 if self.cluster == "slurm" else 0.5,
                             max_pending_s=None if self.max_pending_min is None else 60 * self.max_pending_min)
