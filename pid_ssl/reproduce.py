@@ -391,10 +391,11 @@ def main(argv: list | None = None,  # arguments (default: sys.argv[1:])
     a = _parser().parse_args(argv)
     passive_openmp_wait()  # for the kernels it starts: threads that sleep when they wait (pid_ssl.commands)
     launch = {f.name: getattr(a, f.name) for f in LAUNCH_FIELDS if f.metadata['metavar']}
-    o = ReproduceOptions(a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output, launcher=a.launcher,
-                         launch=launch,
-                         rerun_stale=a.rerun_stale, reevaluate=a.reevaluate, overrides=parse_sets(a.sets))
-    run = lambda: 1 if reproduce(a.config, o)["failed"] else 0
+    # the options built inside `run_command`: a bad --set is a one-line error (exit 2)
+    options = lambda: ReproduceOptions(a.only, a.seeds, a.results, a.dry_run, a.paper, a.kernel, a.log_output,
+                                       launcher=a.launcher, launch=launch, rerun_stale=a.rerun_stale,
+                                       reevaluate=a.reevaluate, overrides=parse_sets(a.sets))
+    run = lambda: 1 if reproduce(a.config, options())["failed"] else 0
     with interrupt_on_sigterm():
         try: return run_command("pid_ssl_reproduce", run, a.debug)
         except KeyboardInterrupt:
