@@ -27,7 +27,7 @@ readme = Path(__file__).with_name("README.md")
 here = Path(__file__).resolve().parent
 
 # The batch runner's files, shipped in the wheel as package data under pid_ssl/_repro/ with the checkout's layout
-# (pid_ssl.config.repo_dir finds them there); nbs/ and configs/ stay the source, copied when the package is built.
+# (pid_ssl.paths.repo_dir finds them there); nbs/ and configs/ stay the source, copied when the package is built.
 REPRO_FILES = {"configs": "configs/*.yaml", "nbs/experiments": "nbs/experiments/*.ipynb", "nbs/paper": "nbs/paper/*.ipynb"}
 
 

@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 __all__ = []
 
 # %% ../nbs/14_api.ipynb #5e166ae3
-_API = {"pid_ssl.config": ("RunConfig", "resolve_run", "load_config", "ConfigError"),
+_API = {"pid_ssl.config": ("RunConfig", "ConfigError"),
+        "pid_ssl.study": ("resolve_run", "load_config"),
         "pid_ssl.methods": ("METHODS", "method_weights"),
         "pid_ssl.train": ("fit",),
         "pid_ssl.runeval": ("reevaluate", "evaluate_frozen"),
@@ -39,7 +40,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers and editors read (`X as X`: re-exported); at run time nothing is imported here
     from pid_ssl.config import (
-        RunConfig as RunConfig, resolve_run as resolve_run, load_config as load_config, ConfigError as ConfigError)
+        RunConfig as RunConfig, ConfigError as ConfigError)
+    from pid_ssl.study import resolve_run as resolve_run, load_config as load_config
     from pid_ssl.methods import METHODS as METHODS, method_weights as method_weights
     from pid_ssl.train import fit as fit
     from pid_ssl.runeval import reevaluate as reevaluate, evaluate_frozen as evaluate_frozen

@@ -19,7 +19,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from .files import atomic_write_json, read_json, write_jsonl
-from .config import ConfigError, RunConfig, config_from_args
+from .config import ConfigError, RunConfig
+from .options import config_from_args
 from .cli import UserError, run_command
 from .layout import RunFolder
 from .lock import RunLock

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pid_ssl.config import load_config
 from pid_ssl.files import read_jsonl
 from pid_ssl.layout import RunFolder, run_dir
+from pid_ssl.study import load_config
 from pid_ssl.methods import split_method
 from pid_ssl.report.dose import pid_weights, sized_share, sizing_setting
 

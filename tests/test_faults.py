@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pid_ssl.config import FIELDS, SEED_MAX, ConfigError, RunConfig, load_config
+from pid_ssl.config import FIELDS, SEED_MAX, ConfigError, RunConfig
+from pid_ssl.study import load_config
 from pid_ssl.reproduce import main, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,7 +299,7 @@ class _Job:
 
 def test_slurm_job_that_cannot_start_is_given_up_with_its_reason(tmp_path, monkeypatch):
     "Case 10: a job pending for a reason that never clears (PartitionConfig: more CPUs than the partition has) is not waited for forever."
-    from pid_ssl.launch import wait_jobs
+    from pid_ssl.slurm import wait_jobs
     _fake_squeue(tmp_path, monkeypatch, "41|PENDING|PartitionConfig")
     said = []
     status = wait_jobs({"bt-s0": _Job("41", tmp_path)}, echo=said.append, poll_s=0.01)
@@ -308,7 +309,7 @@ def test_slurm_job_that_cannot_start_is_given_up_with_its_reason(tmp_path, monke
 
 def test_slurm_wait_limit(tmp_path, monkeypatch):
     "A job pending for an ordinary reason (Resources) is waited for, up to --max-pending-min, then reported with its reason."
-    from pid_ssl.launch import wait_jobs
+    from pid_ssl.slurm import wait_jobs
     _fake_squeue(tmp_path, monkeypatch, "42|PENDING|Resources")
     said, t0 = [], time.perf_counter()
     status = wait_jobs({"bt-s0": _Job("42", tmp_path)}, echo=said.append, poll_s=0.05, max_pending_s=0.3)

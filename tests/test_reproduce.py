@@ -13,7 +13,8 @@ import pytest
 
 from conftest import HANG_S
 
-from pid_ssl.config import RunConfig, resolve_run
+from pid_ssl.config import RunConfig
+from pid_ssl.study import resolve_run
 from pid_ssl.reproduce import main, notebook_params, prepare, repo_dir, run_notebook
 from pid_ssl.results import load_history, load_runs
 

@@ -223,10 +223,11 @@ DEFAULT_PLAN = dict(
 
 def analysis_plan(
     config: str,  # a config name in configs/ or a YAML path
-    repo=None,  # the checkout (pid_ssl.config.repo_dir)
+    repo=None,  # the checkout (pid_ssl.paths.repo_dir)
 ) -> dict:
     "The config's `analysis:` section over DEFAULT_PLAN."
-    from pid_ssl.config import find_config, load_config
+    from pid_ssl.paths import find_config
+    from pid_ssl.study import load_config
 
     return {**DEFAULT_PLAN, **(load_config(find_config(config, repo)).data.get("analysis") or {})}
 
