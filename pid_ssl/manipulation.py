@@ -112,7 +112,7 @@ def manipulation_check(run_dir: str | Path,  # a finished run folder with backbo
                       ) -> dict:
     "The run's views' PID about its target (nats) on held-out train images; written to manipulation.json and returned."
     from pid_ssl.rundir import load_backbone
-    from pid_ssl.train import RunData
+    from pid_ssl.runstate import RunData
     run = RunFolder(run_dir)
     out = run.path
     if not force and not needs_check(out) and run.check.is_file(): return read_json(run.check)
