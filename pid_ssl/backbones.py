@@ -35,7 +35,9 @@ def _check_arch(arch):
 def _hub_reachable(host="huggingface.co", timeout=3.0):
     "True when the weights hub answers (or HF_HUB_OFFLINE=1 asks for the local cache only)."
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"): return True
-    try: socket.create_connection((host, 443), timeout=timeout).close(); return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
     except OSError: return False
 
 def _offline_error(arch, cause=""):
@@ -90,7 +92,9 @@ def build_projector(in_dim: int,  # width of the backbone features (backbone.num
                    ) -> nn.Sequential:
     "MLP projector: Linear-BN-ReLU per hidden layer, a plain Linear last; `.out_dim` is the embedding width."
     dims, layers, d = _parse_spec(spec), [], in_dim
-    for h in dims[:-1]: layers += [nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]; d = h
+    for h in dims[:-1]:
+        layers += [nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
+        d = h
     layers.append(nn.Linear(d, dims[-1]))
     if last_bn: layers.append(nn.BatchNorm1d(dims[-1], affine=False))
     proj = nn.Sequential(*layers)

@@ -30,7 +30,9 @@ def seed_everything(seed: int,  # the one seed a run is known by
     "Seed python, numpy and torch (CPU and CUDA); return a torch CPU generator seeded with `seed`."
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}; pass e.g. seed=0.")
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -101,7 +103,8 @@ def kernel_path() -> str:
     "The CPU kernel path of this process, one string: where two are equal, CPU floats are bit-identical (same threads)."
     aten, env = torch.backends.cpu.get_cpu_capability(), os.environ
     if platform.machine() not in ("x86_64", "AMD64"): return f"{platform.machine()} ATen {aten} torch {torch.__version__}"
-    cpu = _cpu_level(); cap = lambda v: min(cpu, _level(v) or cpu, key=_LEVELS.index)
+    cpu = _cpu_level()
+    cap = lambda v: min(cpu, _level(v) or cpu, key=_LEVELS.index)
     onednn, mkl = cap(env.get("ONEDNN_MAX_CPU_ISA") or env.get("DNNL_MAX_CPU_ISA")), cap(env.get("MKL_ENABLE_INSTRUCTIONS"))
     cbwr = f" MKL_CBWR {env['MKL_CBWR']}" if env.get("MKL_CBWR") else ""
     return f"x86_64 ATen {aten} oneDNN {onednn} MKL {mkl}{cbwr} torch {torch.__version__}"
@@ -136,5 +139,6 @@ def env_info(repo_dir: str | Path | None = None,  # a folder inside the git chec
 # %% ../nbs/03_core.ipynb #279dd555
 def atomic_torch_save(obj, path: str | Path) -> Path:
     "`torch.save` to `path` atomically (serialised in memory, then `atomic_write_bytes`): a checkpoint is never half-written."
-    buf = io.BytesIO(); torch.save(obj, buf)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())

@@ -21,7 +21,8 @@ def current_umask() -> int:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"): return int(line.split()[1], 8)
     except (OSError, ValueError): pass
-    old = os.umask(0o022); os.umask(old)
+    old = os.umask(0o022)
+    os.umask(old)
     return old
 
 # %% ../nbs/00_files.ipynb #5b0bb588
@@ -29,14 +30,19 @@ def atomic_write_bytes(path: str | Path,  # destination; parent folders are crea
                        data: bytes,  # the whole content
                       ) -> Path:
     "Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # a new file's usual mode, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

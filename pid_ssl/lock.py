@@ -39,7 +39,9 @@ def _try_lock(path: Path):
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: os.close(fd); return None
+        except BlockingIOError:
+            os.close(fd)
+            return None
         try:
             if os.path.samestat(os.fstat(fd), os.stat(path)): return fd
         except FileNotFoundError: pass
@@ -60,7 +62,8 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         "Take the lock, or raise RunLockedError naming the holder."
-        self.created = not self.dir.exists(); self.dir.mkdir(parents=True, exist_ok=True)
+        self.created = not self.dir.exists()
+        self.dir.mkdir(parents=True, exist_ok=True)
         fd = _try_lock(self.path)
         if fd is None:
             if self.created: _rmdir_quiet(self.dir)
@@ -68,7 +71,9 @@ class RunLock:
         self.stale = _read_holder(self.path) or None  # a record here is one its holder never cleared: it died
         me = dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
                   command=" ".join(sys.argv)[:300])
-        os.ftruncate(fd, 0); os.write(fd, json.dumps(me).encode()); self.fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(me).encode())
+        self.fd = fd
         return self
 
     def release(self):
@@ -77,7 +82,8 @@ class RunLock:
         try:
             if os.path.samestat(os.fstat(self.fd), os.stat(self.path)): self.path.unlink()
         except FileNotFoundError: pass
-        os.close(self.fd); self.fd = None
+        os.close(self.fd)
+        self.fd = None
         if self.created: _rmdir_quiet(self.dir)
 
     def __enter__(self): return self.acquire()
@@ -93,6 +99,8 @@ def lock_holder(run_dir: str | Path,  # a run folder
     try: fd = os.open(path, os.O_RDWR)
     except FileNotFoundError: return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); fcntl.flock(fd, fcntl.LOCK_UN); return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     except BlockingIOError: return _read_holder(path)
     finally: os.close(fd)

@@ -57,7 +57,8 @@ def method_weights(name: str,  # one of METHODS
                    bt_scale: float = PUBLISHED["bt"]["scale"],  # the Barlow Twins loss scale (the default weight scales with it)
                   ) -> dict:
     "The weights a method trains with: dict(beta, gamma, stage1_frac, ramp_frac), every value a number."
-    fam, kind = split_method(name); k = METHOD_KINDS[kind]
+    fam, kind = split_method(name)
+    k = METHOD_KINDS[kind]
     w = PID_WEIGHTS[fam] * (bt_scale if fam == "bt" else 1.0)
     out = {}
     for has, n, v, term in ((k["terms"][0], "beta", beta, "redundancy"), (k["terms"][1], "gamma", gamma, "synergy")):
