@@ -36,5 +36,8 @@ def normalise_executed(path: str | Path,  # an executed notebook (papermill's ou
         if isinstance(meta.get("papermill"), dict):
             meta["papermill"] = {k: v for k, v in meta["papermill"].items() if k not in _TIMINGS}
         if "outputs" in cell: cell["outputs"] = _relative(cell["outputs"], root)
+        if "injected-parameters" in meta.get("tags", []):  # papermill's cell: the values it ran with
+            cell["source"] = _relative(cell["source"], root)
+            if "id" in cell: cell["id"] = "injected-parameters"  # papermill draws a new random id every time
     text = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))

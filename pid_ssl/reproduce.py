@@ -23,6 +23,7 @@ from pathlib import Path
 from .cli import run_command, command_parser, list_action
 from .commands import passive_openmp_wait
 from .config import FIELDS, ConfigError, RunConfig, check_fields, suggest
+from .executed import normalise_executed
 from .execute import (FINE, RUN_PARAMS, Plan, Run, RunState, RunStatus, check_kernel, error_line, eta,
                              execute_run, hms, interrupt_on_sigterm, notebook_params, run_notebook, run_params,
                              status_word)
@@ -166,8 +167,10 @@ def execute_paper(plan: Plan, kernel_name: str = "python3", log_output: bool = F
     status = {}
     for name, nb, out in plan.paper:
         t = time.perf_counter()
-        try: run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name, out_dir=str(out.parent)),
-                          kernel_name, log_output)
+        try:
+            run_notebook(nb, out, dict(results_dir=str(plan.results), config=plan.cfg.name, out_dir=str(out.parent)),
+                         kernel_name, log_output)
+            normalise_executed(out, Path(plan.results).resolve().parent)  # fit for git: no timings, relative paths
         except Exception as e: status[name] = error_line(e)
         else: status[name] = RunStatus.OK
         echo(f"paper {name} {status_word(status[name])} in {hms(time.perf_counter() - t)} -> "
