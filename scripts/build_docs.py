@@ -202,7 +202,8 @@ def build(paper: bool = True, log=print) -> Path:
     links = Links(pages)
 
     sys.path.insert(0, str(ROOT))  # this checkout's pid_ssl for show_doc, and for the paper notebooks' kernels
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [os.environ["PYTHONPATH"]] * bool(os.environ.get("PYTHONPATH")))
+    others = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + others)
     os.environ.setdefault("MPLBACKEND", "Agg")
     for nb in library:
         dst = SRC / rel(nb)
