@@ -211,14 +211,16 @@ def build(paper: bool = True, log=print) -> Path:
         api_page(nb, dst)
         front_matter_title(dst)
     log(f"library notebooks processed by nbdev: {len(library)} ({time.time() - t0:.0f} s)")
+    n_ex = 0
     with tempfile.TemporaryDirectory(prefix="pid_ssl_docs_") as tmp:
         for nb in papers:
             dst = SRC / rel(nb)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if (ex := executed_copy(nb)) is not None: executed_page(nb, ex, dst)
+            ex = executed_copy(nb)
+            n_ex += ex is not None
+            if ex is not None: executed_page(nb, ex, dst)
             elif paper: paper_page(nb, dst, Path(tmp) / nb.stem)
             else: shutil.copy2(nb, dst)
-    n_ex = sum(executed_copy(nb) is not None for nb in papers)
     log(f"paper notebooks: {n_ex} from their committed executed copies, {len(papers) - n_ex} "
         f"{'executed' if paper else 'copied'} ({time.time() - t0:.0f} s)")
     for nb in experiments:

@@ -171,6 +171,7 @@ def forest(
     margin: float | None = None,  # shade ±margin (None: no band)
     xlabel: str = "",  # the axis label (metric and unit)
     ticks: bool = True,  # label the rows with their contrasts
+    styles: dict | None = None,  # setting -> {colour, marker} of its row (`report.figures.setting_styles`); default: its family's colour, a circle
 ):
     "Draw one forest panel on `ax`: a row per contrast, top to bottom."
     y = np.arange(len(rows))[::-1]
@@ -178,11 +179,11 @@ def forest(
         ax.axvspan(-margin, margin, color="0.9", zorder=0, label=f"equivalence band ±{margin:g}")
     ax.axvline(0, color="0.4", lw=0.8, zorder=1)
     for yi, r in zip(y, rows.itertuples()):
-        col = FAMILY_COLOURS.get(r.family, "0.3")
+        col, mk = (styles[r.a]["colour"], styles[r.a]["marker"]) if styles else (FAMILY_COLOURS.get(r.family, "0.3"), "o")
         ax.plot([r.lo, r.hi], [yi, yi], color=col, lw=1.2, zorder=2)
         if hasattr(r, "lo_tost") and not np.isnan(r.lo_tost):
             ax.plot([r.lo_tost, r.hi_tost], [yi, yi], color=col, lw=3.5, zorder=2)
-        ax.plot(r.delta, yi, "o", color=col, ms=5, mec="white", zorder=3)
+        ax.plot(r.delta, yi, mk, color=col, ms=5, mec="white", zorder=3)
     claims = "claim" in rows and rows["claim"].nunique() > 1  # name the claim where the panel holds several
     names = [(f"{r.claim}: " if claims else "") + f"{r.a} − {r.b}" for r in rows.itertuples()]
     ax.set_yticks(y, names if ticks else [""] * len(rows))
