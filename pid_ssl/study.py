@@ -105,6 +105,9 @@ def load_config(path: str | Path,  # a YAML config; `base: other.yaml` layers it
     data = {}
     for _, raw in reversed(chain): data = _merge(data, {k: v for k, v in raw.items() if k != "base"})
     if isinstance(data.get("settings"), dict): data["settings"] = {k: v for k, v in data["settings"].items() if v is not None}
+    contrasts = (data.get("analysis") or {}).get("contrasts") if isinstance(data.get("analysis"), dict) else None
+    if isinstance(contrasts, dict):  # a claim set to null in a layered config is dropped, like a null setting
+        data["analysis"]["contrasts"] = {k: v for k, v in contrasts.items() if v is not None}
     return Config(chain[0][0].stem, chain, data)
 
 # %% ../nbs/02c_study.ipynb #d7f73758

@@ -7,7 +7,7 @@ __all__ = ['EXTRA_COLOURS', 'REFERENCE_STYLE', 'SHADES', 'MARKERS', 'DASHES', 'C
            'variant_name', 'setting_families', 'setting_styles', 'style_handles', 'curve_frame', 'curve_stats',
            'training_curves_figure', 'baselines', 'accuracy_deltas', 'reference_levels', 'accuracy_figure']
 
-# %% ../../nbs/12k_figures.ipynb #50dcbba8
+# %% ../../nbs/12k_figures.ipynb #94209cbf
 import numpy as np
 import pandas as pd
 
@@ -17,7 +17,7 @@ from .estimates import FAMILY_COLOURS, forest
 from .format import METRIC_LABELS
 from .statistics import contrasts, setting_means, trained
 
-# %% ../../nbs/12k_figures.ipynb #f78d5a93
+# %% ../../nbs/12k_figures.ipynb #2bbfc5ec
 EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")  # families without a FAMILY_COLOURS entry
 REFERENCE_STYLE = dict(colour=(0.45, 0.45, 0.45), marker="X", dashes=(1.5, 1.5), family="reference")
 SHADES = (0.0, -0.4, 0.35, -0.65, 0.5, 0.18, -0.22, 0.6, -0.8)  # < 0: mixed with black by |t|; > 0: with white by t
@@ -38,7 +38,7 @@ def variant_name(setting: str, fam: str) -> str:
     "The part of a setting's name after its family ('bt_pid_red' -> 'pid_red'); '' for the family's own setting."
     return setting[len(fam) + 1 :] if setting.startswith(f"{fam}_") else "" if setting == fam else setting
 
-# %% ../../nbs/12k_figures.ipynb #9fd21ec4
+# %% ../../nbs/12k_figures.ipynb #db03710a
 def setting_families(runs: pd.DataFrame) -> dict:
     "setting -> its family ('bt', 'vicreg', ...) or 'reference' for the random-initialisation runs, in run order."
     ref = is_reference(runs)
@@ -66,7 +66,7 @@ def setting_styles(runs: pd.DataFrame) -> dict:
         )
     return out
 
-# %% ../../nbs/12k_figures.ipynb #37076b6f
+# %% ../../nbs/12k_figures.ipynb #d98a7bbd
 def style_handles(styles: dict, lines: bool = True) -> list:
     "One matplotlib legend handle per setting of `styles` (with its dash when `lines`), labelled with its name."
     from matplotlib.lines import Line2D
@@ -77,7 +77,7 @@ def style_handles(styles: dict, lines: bool = True) -> list:
         for s, v in styles.items()
     ]
 
-# %% ../../nbs/12k_figures.ipynb #38cc8b96
+# %% ../../nbs/12k_figures.ipynb #2ca864cb
 CURVE_TERMS = dict(  # history key -> (panel title, y-axis label with its unit)
     loss=("training loss", "loss value (no unit)"),
     redundancy=("views' redundancy about the target", "nats"),
@@ -113,7 +113,7 @@ def curve_stats(curves: pd.DataFrame, term: str) -> pd.DataFrame:
     out = pd.DataFrame(dict(mean=g.mean(), sd=g.std(), n=g.size())).reset_index()
     return out.sort_values("epoch", kind="stable").reset_index(drop=True)
 
-# %% ../../nbs/12k_figures.ipynb #78ae12f8
+# %% ../../nbs/12k_figures.ipynb #5ab0d259
 def _curve_panel(ax, curves: pd.DataFrame, term: str, styles: dict, n_epochs: int):
     "One training-curve panel: lines with sd bands for per-epoch terms, points with sd bars for evaluation terms."
     stats = curve_stats(curves, term)
@@ -173,11 +173,19 @@ def training_curves_figure(
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/12k_figures.ipynb #091c0c1f
+# %% ../../nbs/12k_figures.ipynb #88ee551a
 def baselines(runs: pd.DataFrame) -> dict:
-    "family -> its baseline setting: the trained setting named after the family's published loss."
+    """family -> its baseline setting: the trained setting named after the family's published loss, else its
+    re-calibrated one (`<family>_recal`) where the study has no published-loss arm."""
     tr = trained(runs)
-    return {f: f for f in dict.fromkeys(tr["family"]) if ((tr["setting"] == f) & (tr["method"] == f)).any()}
+    have = set(zip(tr["setting"], tr["method"]))
+    out = {}
+    for f in dict.fromkeys(tr["family"]):
+        for s in (f, f"{f}_recal"):
+            if (s, s) in have:
+                out[f] = s
+                break
+    return out
 
 
 def accuracy_deltas(
@@ -218,7 +226,7 @@ def reference_levels(
             rows.append(dict(setting="random_init", family="reference", metric=m, mean=x.mean(), lo=lo, hi=hi))
     return pd.DataFrame(rows)
 
-# %% ../../nbs/12k_figures.ipynb #6d954cbd
+# %% ../../nbs/12k_figures.ipynb #0b81d0b3
 def _levels_panel(ax, levels: pd.DataFrame, metrics: list, styles: dict):
     "The absolute panel: each metric a row, the baselines and the reference as points with their intervals."
     sets = list(dict.fromkeys(levels["setting"]))
