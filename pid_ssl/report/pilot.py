@@ -90,6 +90,9 @@ def pilot_choice(table: pd.DataFrame,  # `pilot_table`
     else:
         finding = (f"{chosen} is chosen: it moves {'both families' if rank.loc[chosen, 'moves_both'] else 'one family'}'s "
                    f"targets beyond seed noise with the largest summed d_syn - d_red ({rank.loc[chosen, 'score']:+.2f} nats).")
+    hit = table[table["moved"]]
+    if len(hit) and not table["moved_syn"].any() and (hit["d_syn"] < 0).all():
+        finding += " No form raises the synergy: every one that moves the redundancy lowers the synergy with it."
     return dict(chosen=chosen, ranking=rank.reset_index(), finding=finding)
 
 # %% ../../nbs/12p_pilot.ipynb #3516224e
