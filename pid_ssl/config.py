@@ -161,6 +161,9 @@ class EvalConfig:
                                              "10x)", check=_numbers(float, low=0, low_open=True))
     transfer: str = opt("", "dataset to evaluate transfer on, read from `root` like the pretraining data (empty: "
                             "none)", check=_transfer)
+    eval_preset: str = opt("full", "full: the study's evaluation; quick: the label-information estimators at their "
+                                   "cheapest settings (pid_ssl.labelinfo.QUICK_LABEL_INFO), for tests and wiring "
+                                   "checks whose numbers nobody reads", choices=("full", "quick"))
 
 @dataclass
 class SystemConfig:

@@ -24,7 +24,7 @@ from .sampling import balanced_subset
 from .views import MultiViewAugment
 from .evaluate import (ProbeOptions, SemiOptions, extract_features, knn_classify, match_channels,
                               recalibrate_bn_on_images, select_linear_probe, semi_supervised)
-from .labelinfo import label_information
+from .labelinfo import LabelInfoOptions, label_information
 from .rundir import RunFolderError, load_backbone
 from .distributed import GlobalBatchNorm
 from .runstate import RunData, RunState
@@ -70,7 +70,7 @@ def evaluate_frozen(c: RunConfig,  # the run: knn_k, linear probe, crop scale, i
     if label_info:
         li = label_information(bb, _label_fit_set(xl, yl, meta["num_classes"]), (xt, yt), eval_views(c, meta),
                                meta["num_classes"], seed=c.seed, device=device,
-                               generator=torch.Generator().manual_seed(c.seed + 12345))
+                               generator=torch.Generator().manual_seed(c.seed + 12345), opts=LabelInfoOptions.of_run(c))
         res.update({f"label_{k}": v for k, v in li.items()})
     return res, bb.eval(), f, ft
 

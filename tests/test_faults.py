@@ -4,12 +4,20 @@ import dataclasses
 import json
 import math
 import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S
+
 from pid_ssl.config import FIELDS, SEED_MAX, ConfigError, RunConfig
+from pid_ssl.layout import BACKBONE, CKPT, DAMAGED, HISTORY, METRICS, PARAMS, PREV, PROBE
 from pid_ssl.study import load_config
 from pid_ssl.reproduce import main, prepare
 
@@ -221,7 +229,7 @@ def test_resume_after_an_evaluation_during_training(tmp_path):
     tiny = dict(dataset="synthetic", n_train=64, n_test=32, eval_n_train=64, image_size=16, arch="resnet10t",
                 backbone_kwargs='{"channels": [8, 16, 32, 64]}', projector="32-32", batch_size=32, pid_proj_dim=4,
                 method="bt_pid", epochs=2, eval_every=1, knn_k="5", linear_wds="0", warmup_epochs=1, linear_epochs=1,
-                semi_fractions="", precision="fp32", device="cpu", progress=False)
+                semi_fractions="", precision="fp32", device="cpu", progress=False, eval_preset="quick")
     out = tmp_path / "run"
     ref = fit(RunConfig.make(tiny, out_dir=str(out)))
     history = read_jsonl(out / "history.jsonl")
@@ -323,3 +331,154 @@ def test_max_pending_min_checked_before_anything_runs(tmp_path, capsys):
     assert "--max-pending-min 0: give a positive number of minutes" in capsys.readouterr().err
     assert main(["smoke", "--launcher", "local", "--max-pending-min", "5", "--dry-run", "--results", str(tmp_path)]) == 2
     assert "--max-pending-min: not an option of --launcher local" in capsys.readouterr().err
+
+
+# Faults in a real run: SIGKILL at six moments, a full disk at a checkpoint and at the backbone, damaged checkpoints.
+# Each ends, once the fault is gone and the same command runs again, with files equal to an uninterrupted run's
+# (timings aside), having lost nothing finished before the fault. The runs are `pid_ssl_train` processes with the
+# quick evaluation (these tests are about the run folder, not the evaluation's numbers); one reference run serves all.
+# (Moved from nbs/09_train.ipynb, where they ran in the notebook's test.)
+
+RUN = dict(dataset="synthetic", n_train=128, n_test=64, image_size=16, projector="64-64", batch_size=32, pid_proj_dim=4,
+           lr=0.3, warmup_epochs=1, linear_epochs=10, method="bt_pid", epochs=3, checkpoint_every=1, eval_preset="quick",
+           device="cpu")
+TIMED = ("pretrain_s", "eval_s", "wall_s", "pairs_per_s", "epoch_s")  # pid_ssl.train.TIMING_KEYS, without importing torch here
+FULL_DISK = """import errno, os, sys
+target, nth, real = sys.argv.pop(1), int(sys.argv.pop(1)), os.fsync
+seen = []
+def fsync(fd):  # the disk fills up while the nth temp file of `target` is written: that write and every later one fails
+    name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+    if name.startswith(f".{target}.") and name.endswith(".tmp"): seen.append(name)
+    if len(seen) >= nth and name.endswith(".tmp"): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(fd)
+os.fsync = fsync
+from pid_ssl.train import main
+sys.exit(main())
+"""
+
+
+def _train_cmd(out: Path, *pre: str) -> list:
+    "The `pid_ssl_train` command of the fault tests' run into `out` (`pre`: a script and its arguments to run instead of -m)."
+    start = list(pre) if pre else ["-m", "pid_ssl.train"]
+    return [sys.executable, *start, "--out-dir", str(out), "--no-progress", *[f"--{k.replace('_', '-')}={v}" for k, v in RUN.items()]]
+
+
+def _train(out: Path, *pre: str, ok: bool = True) -> subprocess.CompletedProcess:
+    "Run the command to its end (one torch thread, as every run of these tests); with `ok`, check that it finished."
+    r = subprocess.run(_train_cmd(out, *pre), capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=HANG_S)
+    if ok: assert r.returncode == 0 and (out / METRICS).exists(), r.stdout[-2000:] + r.stderr[-2000:]
+    return r
+
+
+def _untimed(rows: list) -> list: return [{k: v for k, v in r.items() if k not in TIMED} for r in rows]
+
+
+def _tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(path)
+
+
+def _same_run(out: Path, ref: Path):
+    "`out` holds what the uninterrupted `ref` holds: metrics and history (timings aside), the run's configuration, backbone and probe tensors, and no temp file or lock."
+    from pid_ssl.files import read_json, read_jsonl
+    import torch
+    assert _untimed([read_json(out / METRICS)]) == _untimed([read_json(ref / METRICS)])
+    assert _untimed(read_jsonl(out / HISTORY)) == _untimed(read_jsonl(ref / HISTORY))
+    args = lambda d: {k: v for k, v in read_json(d / PARAMS)["args"].items() if k != "out_dir"}  # noqa: E731
+    assert args(out) == args(ref)
+    for f in (BACKBONE, PROBE):
+        a, b = _tensors(out / f), _tensors(ref / f)
+        assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), f
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temp file, no lock
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    "The uninterrupted run the fault tests compare with."
+    out = tmp_path_factory.mktemp("reference") / "run"
+    _train(out)
+    return out
+
+
+def _since(run: Path, pattern: str, t0: float) -> bool:
+    "Whether a file matching `pattern` in the run folder was written by the process started at `t0`."
+    for f in run.glob(pattern):
+        try:
+            if f.stat().st_mtime >= t0: return True
+        except FileNotFoundError: pass
+    return False
+
+
+def _kill_when(run: Path, cond, delay: float = 0.0) -> bool:
+    "Start the run, SIGKILL it `delay` s after `cond(t0)` first holds; whether it was killed before finishing."
+    t0 = time.time()
+    p = subprocess.Popen(_train_cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    while not cond(t0) and p.poll() is None and time.time() - t0 < HANG_S: time.sleep(0.002)
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return p.returncode == -signal.SIGKILL and not (run / METRICS).exists()
+
+
+def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_run(tmp_path, reference):
+    """SIGKILL to a `pid_ssl_train` process at six moments of one run -- at a random moment of its start-up, at random
+    moments of training, twice while a checkpoint is being written (its temp file exists), and once at the end (the
+    backbone written, the metrics not yet) -- each followed by the same command: the run ends as the uninterrupted one,
+    its last start taking over the killed process's lock."""
+    rng, run = random.Random(0), tmp_path / "run"
+    training = lambda t0: _since(run, HISTORY, t0)  # noqa: E731  (rewritten once a process has set up, right before its first step)
+    writing = lambda t0: _since(run, f".{CKPT}.*.tmp", t0)  # noqa: E731
+    moments = [("start-up", lambda t0: True, rng.uniform(0.5, 3)), ("training", training, rng.uniform(0, 0.5)),
+               ("checkpoint write", writing, 0.0), ("training", training, rng.uniform(0, 0.3)),
+               ("checkpoint write", writing, 0.0), ("the end", lambda t0: _since(run, BACKBONE, t0), 0.0)]
+    killed = [(what, _kill_when(run, cond, delay)) for what, cond, delay in moments]
+    assert killed == [(what, True) for what, _, _ in moments]
+    r = _train(run)
+    assert "resumed from" in r.stdout and "took over the lock of process" in r.stdout, r.stdout[-2000:]
+    _same_run(run, reference)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="finds the file being written in /proc: Linux only")
+@pytest.mark.parametrize("target, nth, kept", [(CKPT, 2, 1), (BACKBONE, 1, 3)])
+def test_disk_full_loses_nothing(target, nth, kept, tmp_path, reference):
+    """The disk fills up while the run writes its second checkpoint, or its backbone: the run stops saying so, leaving
+    the files written before (the first checkpoint; all three) and no temp file; run again, it ends as the
+    uninterrupted run."""
+    from pid_ssl.rundir import load_checkpoint
+    run, script = tmp_path / "run", tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK)
+    r = _train(run, str(script), target, str(nth), ok=False)
+    assert r.returncode != 0 and "No space left on device" in r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    assert not (run / METRICS).exists() and not (run / BACKBONE).exists()
+    assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+    assert load_checkpoint(run)[0]["state"]["epoch"] == kept
+    from pid_ssl.files import read_jsonl
+    assert _untimed(read_jsonl(run / HISTORY)) == _untimed(read_jsonl(reference / HISTORY))[:kept]
+    r = _train(run)
+    assert "resumed from" in r.stdout, r.stdout[-2000:]
+    _same_run(run, reference)
+
+
+def test_damaged_checkpoint_resumes_from_the_one_before(tmp_path, reference):
+    """The finished run, copied and made unfinished (its metrics deleted), its last checkpoint truncated or overwritten
+    with junk: the resume sets it aside, takes the previous checkpoint (epoch 2), redoes epoch 3 and ends as the
+    uninterrupted run. With both checkpoints unreadable the run stops in one line naming the files and the way on."""
+    for how in ("truncate", "junk"):
+        run = tmp_path / how
+        shutil.copytree(reference, run)
+        (run / METRICS).unlink()
+        raw = (run / CKPT).read_bytes()
+        (run / CKPT).write_bytes(raw[: len(raw) // 3] if how == "truncate" else (b"junk" * len(raw))[: len(raw)])
+        r = _train(run)
+        assert "resumed from" in r.stdout and (run / DAMAGED).exists(), r.stdout[-2000:]
+        (run / DAMAGED).unlink()
+        _same_run(run, reference)
+    run = tmp_path / "both"
+    shutil.copytree(reference, run)
+    (run / METRICS).unlink()
+    for f in (CKPT, PREV): (run / f).write_bytes(b"junk")
+    r = _train(run, ok=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"Delete it to restart the run from its first epoch (rm {run / CKPT} {run / PREV})" in r.stderr, r.stderr
