@@ -7,7 +7,7 @@ __all__ = ['EXTRA_COLOURS', 'REFERENCE_STYLE', 'SHADES', 'MARKERS', 'DASHES', 'C
            'variant_name', 'setting_families', 'setting_styles', 'style_handles', 'curve_frame', 'curve_stats',
            'training_curves_figure', 'baselines', 'accuracy_deltas', 'reference_levels', 'accuracy_figure']
 
-# %% ../../nbs/12k_figures.ipynb #94209cbf
+# %% ../../nbs/12k_figures.ipynb #2074e4d2
 import numpy as np
 import pandas as pd
 
@@ -17,7 +17,7 @@ from .estimates import FAMILY_COLOURS, forest
 from .format import METRIC_LABELS
 from .statistics import contrasts, setting_means, trained
 
-# %% ../../nbs/12k_figures.ipynb #2bbfc5ec
+# %% ../../nbs/12k_figures.ipynb #776a52f3
 EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")  # families without a FAMILY_COLOURS entry
 REFERENCE_STYLE = dict(colour=(0.45, 0.45, 0.45), marker="X", dashes=(1.5, 1.5), family="reference")
 SHADES = (0.0, -0.4, 0.35, -0.65, 0.5, 0.18, -0.22, 0.6, -0.8)  # < 0: mixed with black by |t|; > 0: with white by t
@@ -38,7 +38,7 @@ def variant_name(setting: str, fam: str) -> str:
     "The part of a setting's name after its family ('bt_pid_red' -> 'pid_red'); '' for the family's own setting."
     return setting[len(fam) + 1 :] if setting.startswith(f"{fam}_") else "" if setting == fam else setting
 
-# %% ../../nbs/12k_figures.ipynb #db03710a
+# %% ../../nbs/12k_figures.ipynb #dabb49d6
 def setting_families(runs: pd.DataFrame) -> dict:
     "setting -> its family ('bt', 'vicreg', ...) or 'reference' for the random-initialisation runs, in run order."
     ref = is_reference(runs)
@@ -66,7 +66,7 @@ def setting_styles(runs: pd.DataFrame) -> dict:
         )
     return out
 
-# %% ../../nbs/12k_figures.ipynb #d98a7bbd
+# %% ../../nbs/12k_figures.ipynb #00598529
 def style_handles(styles: dict, lines: bool = True) -> list:
     "One matplotlib legend handle per setting of `styles` (with its dash when `lines`), labelled with its name."
     from matplotlib.lines import Line2D
@@ -77,7 +77,7 @@ def style_handles(styles: dict, lines: bool = True) -> list:
         for s, v in styles.items()
     ]
 
-# %% ../../nbs/12k_figures.ipynb #2ca864cb
+# %% ../../nbs/12k_figures.ipynb #fbd386dc
 CURVE_TERMS = dict(  # history key -> (panel title, y-axis label with its unit)
     loss=("training loss", "loss value (no unit)"),
     redundancy=("views' redundancy about the target", "nats"),
@@ -113,7 +113,7 @@ def curve_stats(curves: pd.DataFrame, term: str) -> pd.DataFrame:
     out = pd.DataFrame(dict(mean=g.mean(), sd=g.std(), n=g.size())).reset_index()
     return out.sort_values("epoch", kind="stable").reset_index(drop=True)
 
-# %% ../../nbs/12k_figures.ipynb #5ab0d259
+# %% ../../nbs/12k_figures.ipynb #f86c6194
 def _curve_panel(ax, curves: pd.DataFrame, term: str, styles: dict, n_epochs: int):
     "One training-curve panel: lines with sd bands for per-epoch terms, points with sd bars for evaluation terms."
     stats = curve_stats(curves, term)
@@ -173,7 +173,7 @@ def training_curves_figure(
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/12k_figures.ipynb #88ee551a
+# %% ../../nbs/12k_figures.ipynb #34aca9a9
 def baselines(runs: pd.DataFrame) -> dict:
     """family -> its baseline setting: the trained setting named after the family's published loss, else its
     re-calibrated one (`<family>_recal`) where the study has no published-loss arm."""
@@ -210,23 +210,26 @@ def reference_levels(
     runs: pd.DataFrame,  # `load_runs` of a study
     metrics: list,  # accuracy columns
     level: float = 0.95,  # the intervals' level
+    settings: list | None = None,  # the trained settings shown (default: the families' baselines)
 ) -> pd.DataFrame:
-    """setting, family, metric, mean, lo, hi of the families' baselines (pooled-model intervals) and of the
-    random-initialisation reference (a one-sample t interval)."""
+    """setting, family, metric, mean, lo, hi of the families' baselines (or `settings`; pooled-model intervals) and of
+    the random-initialisation reference (a one-sample t interval)."""
     from scipy import stats
 
-    tr, base, rows = trained(runs), baselines(runs), []
+    tr, rows = trained(runs), []
+    fam = dict(zip(tr["setting"], tr["family"]))
+    shown = [s for s in (settings or baselines(runs).values()) if s in fam]
     for m in [m for m in metrics if m in runs and runs[m].notna().any()]:
         means = setting_means(tr, m, level)
-        rows += [dict(setting=s, family=f, metric=m, **means.loc[means["setting"] == s, ["mean", "lo", "hi"]].iloc[0])
-                 for f, s in base.items()]
+        rows += [dict(setting=s, family=fam[s], metric=m, **means.loc[means["setting"] == s, ["mean", "lo", "hi"]].iloc[0])
+                 for s in shown]
         x = runs.loc[is_reference(runs), m].dropna().to_numpy(float)
         if len(x) > 1:
             lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
             rows.append(dict(setting="random_init", family="reference", metric=m, mean=x.mean(), lo=lo, hi=hi))
     return pd.DataFrame(rows)
 
-# %% ../../nbs/12k_figures.ipynb #0b81d0b3
+# %% ../../nbs/12k_figures.ipynb #0c2266e2
 def _levels_panel(ax, levels: pd.DataFrame, metrics: list, styles: dict):
     "The absolute panel: each metric a row, the baselines and the reference as points with their intervals."
     sets = list(dict.fromkeys(levels["setting"]))
@@ -246,6 +249,25 @@ def _levels_panel(ax, levels: pd.DataFrame, metrics: list, styles: dict):
     ax.legend(fontsize=8, loc="best", frameon=True)
 
 
+def _levels_figure(runs: pd.DataFrame, metrics: list, shown: list | None, title: str, level: float):
+    "The absolute panel alone, for every trained setting shown (None when there is none)."
+    import matplotlib.pyplot as plt
+
+    tr = trained(runs)
+    settings = [s for s in (shown or list(dict.fromkeys(tr["setting"]))) if s in set(tr["setting"])]
+    levels = reference_levels(runs, metrics, level, settings) if settings else pd.DataFrame()
+    if levels.empty:
+        return None
+    metrics = list(dict.fromkeys(levels["metric"]))
+    fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(metrics) * max(1, len(set(levels["setting"])) / 2) + 1.5))
+    _levels_panel(ax, levels, metrics, setting_styles(runs))
+    ax.set_title("absolute level (no setting beside a baseline to compare)", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_figure(
     runs: pd.DataFrame,  # `load_runs` of a study (random init included)
     metrics: list,  # accuracy columns, a panel each
@@ -257,8 +279,8 @@ def accuracy_figure(
     import matplotlib.pyplot as plt
 
     deltas = accuracy_deltas(runs, metrics, shown, level)
-    if deltas.empty:
-        return None
+    if deltas.empty:  # no setting beside a baseline (one setting, or no baseline): the absolute levels alone
+        return _levels_figure(runs, metrics, shown, title, level)
     metrics = list(dict.fromkeys(deltas["metric"]))
     levels = reference_levels(runs, metrics, level)
     styles = setting_styles(runs)
