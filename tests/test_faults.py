@@ -224,7 +224,7 @@ def test_resume_after_an_evaluation_during_training(tmp_path):
     from pid_ssl.files import read_json, read_jsonl
     from pid_ssl.layout import CKPT, PREV
     from pid_ssl.rundir import load_checkpoint
-    from pid_ssl.train import TIMING_KEYS, fit
+    from pid_ssl.train import fit
 
     tiny = dict(dataset="synthetic", n_train=64, n_test=32, eval_n_train=64, image_size=16, arch="resnet10t",
                 backbone_kwargs='{"channels": [8, 16, 32, 64]}', projector="32-32", batch_size=32, pid_proj_dim=4,
@@ -238,9 +238,8 @@ def test_resume_after_an_evaluation_during_training(tmp_path):
     ck, p = load_checkpoint(out)
     assert p.name == PREV and ck["state"]["epoch"] == 1
     again = fit(RunConfig.make(tiny, out_dir=str(out)))
-    untimed = lambda d: {k: v for k, v in d.items() if k not in TIMING_KEYS}  # noqa: E731
-    assert untimed(again) == untimed(ref) == untimed(read_json(out / "metrics.json"))
-    assert [untimed(h) for h in read_jsonl(out / "history.jsonl")] == [untimed(h) for h in history]
+    assert _untimed([again]) == _untimed([ref]) == _untimed([read_json(out / "metrics.json")])
+    assert _untimed(read_jsonl(out / "history.jsonl")) == _untimed(history)
 
 
 @pytest.mark.parametrize("setting, says", [
@@ -342,7 +341,6 @@ def test_max_pending_min_checked_before_anything_runs(tmp_path, capsys):
 RUN = dict(dataset="synthetic", n_train=128, n_test=64, image_size=16, projector="64-64", batch_size=32, pid_proj_dim=4,
            lr=0.3, warmup_epochs=1, linear_epochs=10, method="bt_pid", epochs=3, checkpoint_every=1, eval_preset="quick",
            device="cpu")
-TIMED = ("pretrain_s", "eval_s", "wall_s", "pairs_per_s", "epoch_s")  # pid_ssl.train.TIMING_KEYS, without importing torch here
 FULL_DISK = """import errno, os, sys
 target, nth, real = sys.argv.pop(1), int(sys.argv.pop(1)), os.fsync
 seen = []
@@ -371,7 +369,10 @@ def _train(out: Path, *pre: str, ok: bool = True) -> subprocess.CompletedProcess
     return r
 
 
-def _untimed(rows: list) -> list: return [{k: v for k, v in r.items() if k not in TIMED} for r in rows]
+def _untimed(rows: list) -> list:
+    "Each row (metrics or history) without the keys that differ between two equal runs (imported here: torch is heavy)."
+    from pid_ssl.train import TIMING_KEYS
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
 
 def _tensors(path: Path) -> dict:

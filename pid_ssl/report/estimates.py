@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .format import METRIC_LABELS, fmt_p
-from .statistics import study_estimates
+from .statistics import mean_interval, study_estimates
 
 # %% ../../nbs/12b_estimates.ipynb #16f3a790
 LABELS = dict(
@@ -42,8 +42,6 @@ def fmt_ci(est: float, lo: float, hi: float, digits: int = 2, signed: bool = Fal
 # %% ../../nbs/12b_estimates.ipynb #b68464e9
 def headline_table(est: dict, runs: pd.DataFrame, level: float = 0.95) -> tuple:
     "(shown, numbers): the main arms and the random initialisation x the planned metrics, mean [95 % interval]."
-    from scipy import stats
-
     m = est["means"]
     arms = [a for a in MAIN_ARMS if a in set(m["setting"])] or sorted(
         set(m["setting"])
@@ -53,7 +51,7 @@ def headline_table(est: dict, runs: pd.DataFrame, level: float = 0.95) -> tuple:
     for metric in num["metric"].unique():
         x = rnd[metric].dropna().to_numpy(float) if metric in rnd else np.array([])
         if len(x) > 1:
-            lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+            mean, lo, hi = mean_interval(x, level)
             num = pd.concat(
                 [
                     num,
@@ -64,7 +62,7 @@ def headline_table(est: dict, runs: pd.DataFrame, level: float = 0.95) -> tuple:
                                 family="",
                                 metric=metric,
                                 n=len(x),
-                                mean=x.mean(),
+                                mean=mean,
                                 lo=lo,
                                 hi=hi,
                                 sd_pooled=np.nan,

@@ -15,7 +15,7 @@ from ..methods import family
 from .claims import is_reference
 from .estimates import FAMILY_COLOURS, forest
 from .format import METRIC_LABELS
-from .statistics import contrasts, setting_means, trained
+from .statistics import contrasts, mean_interval, setting_means, trained
 
 # %% ../../nbs/12k_figures.ipynb #776a52f3
 EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")  # families without a FAMILY_COLOURS entry
@@ -67,12 +67,12 @@ def setting_styles(runs: pd.DataFrame) -> dict:
     return out
 
 # %% ../../nbs/12k_figures.ipynb #00598529
-def style_handles(styles: dict, lines: bool = True) -> list:
-    "One matplotlib legend handle per setting of `styles` (with its dash when `lines`), labelled with its name."
+def style_handles(styles: dict) -> list:
+    "One matplotlib legend handle per setting of `styles` (colour, marker and dash), labelled with its name."
     from matplotlib.lines import Line2D
 
     return [
-        Line2D([], [], color=v["colour"], marker=v["marker"], ms=5, lw=1.4 if lines else 0,
+        Line2D([], [], color=v["colour"], marker=v["marker"], ms=5, lw=1.4,
                dashes=v["dashes"] or (None, None), label=s)
         for s, v in styles.items()
     ]
@@ -214,8 +214,6 @@ def reference_levels(
 ) -> pd.DataFrame:
     """setting, family, metric, mean, lo, hi of the families' baselines (or `settings`; pooled-model intervals) and of
     the random-initialisation reference (a one-sample t interval)."""
-    from scipy import stats
-
     tr, rows = trained(runs), []
     fam = dict(zip(tr["setting"], tr["family"]))
     shown = [s for s in (settings or baselines(runs).values()) if s in fam]
@@ -225,8 +223,8 @@ def reference_levels(
                  for s in shown]
         x = runs.loc[is_reference(runs), m].dropna().to_numpy(float)
         if len(x) > 1:
-            lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-            rows.append(dict(setting="random_init", family="reference", metric=m, mean=x.mean(), lo=lo, hi=hi))
+            mean, lo, hi = mean_interval(x, level)
+            rows.append(dict(setting="random_init", family="reference", metric=m, mean=mean, lo=lo, hi=hi))
     return pd.DataFrame(rows)
 
 # %% ../../nbs/12k_figures.ipynb #0c2266e2

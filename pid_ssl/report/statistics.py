@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_PLAN', 'MANIPULATION_TERMS', 'family', 'trained', 'seed_effect', 'holm', 'contrasts', 'setting_means',
-           'versus_reference', 'detectable', 'runs_for_equivalence', 'analysis_plan', 'last_epochs', 'reference_of',
-           'study_estimates']
+           'mean_interval', 'versus_reference', 'detectable', 'runs_for_equivalence', 'analysis_plan', 'last_epochs',
+           'reference_of', 'study_estimates']
 
 # %% ../../nbs/12a_statistics.ipynb #621d5737
 import numpy as np
@@ -179,6 +179,17 @@ def setting_means(runs: pd.DataFrame, metric: str, level: float = 0.95) -> pd.Da
                 )
             )
     return pd.DataFrame(rows)
+
+
+def mean_interval(x, level: float = 0.95) -> tuple:
+    "(mean, lo, hi) of one sample: its mean with the one-sample t interval (scipy); NaN bounds below 2 values."
+    from scipy import stats
+
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return float(np.mean(x)) if len(x) else np.nan, np.nan, np.nan
+    lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    return float(x.mean()), float(lo), float(hi)
 
 
 def versus_reference(a: pd.Series, ref: pd.Series, level: float = 0.95) -> dict:
