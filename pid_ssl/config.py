@@ -162,8 +162,9 @@ class EvalConfig:
     transfer: str = opt("", "dataset to evaluate transfer on, read from `root` like the pretraining data (empty: "
                             "none)", check=_transfer)
     eval_preset: str = opt("full", "full: the study's evaluation; quick: the label-information estimators at their "
-                                   "cheapest settings (pid_ssl.labelinfo.QUICK_LABEL_INFO), for tests and wiring "
-                                   "checks whose numbers nobody reads", choices=("full", "quick"))
+                                   "cheapest settings (pid_ssl.labelinfo.QUICK_LABEL_INFO) and the manipulation "
+                                   "check on 2 048 images (pid_ssl.manipulation.N_QUICK_CHECK), for tests and "
+                                   "wiring checks whose numbers nobody reads", choices=("full", "quick"))
 
 @dataclass
 class SystemConfig:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FINE', 'RUN_PARAMS', 'RunStatus', 'RunState', 'status_word', 'Run', 'Plan', 'notebook_params', 'kernel_imports_here',
-           'run_notebook', 'check_kernel', 'error_line', 'hms', 'eta', 'run_params', 'execute_run',
+           'kernel_stderr', 'run_notebook', 'check_kernel', 'error_line', 'hms', 'eta', 'run_params', 'execute_run',
            'interrupt_on_sigterm']
 
 # %% ../nbs/09e_execute.ipynb #d7a5fa84
@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,21 +136,49 @@ def _stream_papermill_log():
         log.addHandler(h)
         log.setLevel(logging.INFO)
 
+# a kernel aborted by libzmq while it shuts down, after its notebook finished: noise, not news
+_SHUTDOWN_NOISE = re.compile(r"^Assertion failed: .* \(\S*signaler\.cpp:\d+\)$")
+
+def _kernel_manager_writing_stderr_to(f):
+    "A kernel manager class whose kernel process writes its stderr (fd 2) to the open file `f`, not the terminal."
+    from jupyter_client import AsyncKernelManager
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stderr", f)
+            return await super().start_kernel(**kw)
+    return KernelManager
+
+def kernel_stderr(text: str, finished: bool) -> str:
+    """What of a kernel process's own stderr reaches the user: all of it when its notebook failed; after a notebook
+    that finished, all but libzmq's shutdown assertion (the kernel's abort on the way out, after the last cell)."""
+    if not finished: return text
+    return "".join(l for l in text.splitlines(keepends=True) if not _SHUTDOWN_NOISE.match(l.strip()))
+
 def run_notebook(nb: Path,  # the notebook to execute
                  out: Path,  # where the executed copy goes (saved as cells finish: watch it live)
                  params: dict,  # parameters to inject
                  kernel_name: str = "python3",  # Jupyter kernel
                  log_output: bool = False,  # stream the notebook's output to this process's stdout
                 ) -> None:
-    "Execute `nb` with `params` injected after its `parameters` cell, keeping the executed copy at `out`."
+    """Execute `nb` with `params` injected after its `parameters` cell, keeping the executed copy at `out`.
+    What the kernel process writes to its stderr outside the notebook's outputs is passed on after it ends
+    (`kernel_stderr`)."""
     import papermill as pm
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if log_output: _stream_papermill_log()
-    with kernel_imports_here():
-        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, cwd=str(Path(nb).parent),
-                            progress_bar=False, log_output=log_output,
-                            # the kernel process's own log: noise here
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    finished = False
+    with tempfile.TemporaryFile() as err, kernel_imports_here():
+        try:
+            pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, cwd=str(Path(nb).parent),
+                                progress_bar=False, log_output=log_output,
+                                kernel_manager_class=_kernel_manager_writing_stderr_to(err),
+                                # the kernel process's own log: noise here
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+            finished = True
+        finally:
+            err.seek(0)
+            sys.stderr.write(kernel_stderr(err.read().decode(errors="replace"), finished))
+            sys.stderr.flush()
 
 # %% ../nbs/09e_execute.ipynb #d199e343
 def check_kernel(name: str) -> None:

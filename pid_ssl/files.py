@@ -7,6 +7,7 @@ __all__ = ['current_umask', 'atomic_write_bytes', 'atomic_write_text', 'to_jsona
            'read_json', 'read_jsonl', 'write_jsonl', 'append_jsonl']
 
 # %% ../nbs/00_files.ipynb #54d45cfe
+import errno
 import json
 import os
 import tempfile
@@ -26,10 +27,13 @@ def current_umask() -> int:
     return old
 
 # %% ../nbs/00_files.ipynb #5b0bb588
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the machine's refusals to store more
+
 def atomic_write_bytes(path: str | Path,  # destination; parent folders are created
                        data: bytes,  # the whole content
                       ) -> Path:
-    "Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."
+    """Write `data` to `path` atomically (temp file in the same folder, fsync, rename). A write the machine refuses
+    (a full disk, a quota) raises an OSError that names `path` and says that what was there is unchanged."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -40,8 +44,11 @@ def atomic_write_bytes(path: str | Path,  # destination; parent folders are crea
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise OSError(e.errno, f"{e.strerror} while writing {path} (what was there before is unchanged: free some "
+                                   "space and run the same command again)") from e
         raise
     return path
 

@@ -451,7 +451,10 @@ def test_disk_full_loses_nothing(target, nth, kept, tmp_path, reference):
     run, script = tmp_path / "run", tmp_path / "full_disk.py"
     script.write_text(FULL_DISK)
     r = _train(run, str(script), target, str(nth), ok=False)
-    assert r.returncode != 0 and "No space left on device" in r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    # one line naming the file, exit status 2 (a user's error to fix), and the way on
+    assert r.returncode == 2 and r.stderr == (f"pid_ssl_train: error: [Errno 28] No space left on device while writing "
+                                              f"{run / target} (what was there before is unchanged: free some space "
+                                              "and run the same command again)\n"), r.stdout[-2000:] + r.stderr[-2000:]
     assert not (run / METRICS).exists() and not (run / BACKBONE).exists()
     assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
     assert load_checkpoint(run)[0]["state"]["epoch"] == kept
