@@ -14,6 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # `python -m` / `torchrun -m pid_ssl.train`:
+    from pid_ssl.commands import train_main  # the torch-free checks of `pid_ssl_train` first (a busy run folder is
+    sys.exit(train_main())  # refused before torch loads), then `main` of this module imported as pid_ssl.train
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -175,7 +179,3 @@ def main(argv: list[str] | None = None) -> int:
         metrics = fit(cfg)
         if metrics: print({k: v for k, v in metrics.items() if "top1" in k})
     return run_command("pid_ssl_train", run, ns.debug)
-
-# %% ../nbs/09_train.ipynb #d83e6788
-#| eval: false
-if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())
