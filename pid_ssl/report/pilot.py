@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['CRITERION', 'PILOT_TERMS', 'FAMILY_NAMES', 'pilot_reference', 'pilot_table', 'pilot_choice', 'load_pilot',
-           'moved_word', 'pilot_shown', 'confirmatory_status']
+           'moved_word', 'pilot_shown', 'confirmatory_status', 'load_confirmatory']
 
 # %% ../../nbs/12p_pilot.ipynb #e45e05a0
 import numpy as np
 import pandas as pd
 
 from ..methods import family
-from .statistics import last_epochs
+from .estimates import fmt_ci
+from .statistics import analysis_plan, last_epochs, study_estimates
 from ..results import load_history, load_runs
 
 # %% ../../nbs/12p_pilot.ipynb #252f0b36
@@ -132,7 +133,6 @@ FAMILY_NAMES = {"bt": "BT", "vicreg": "VICReg"}
 
 def _term_line(m: pd.DataFrame, term: str) -> str:
     "'BT −1.60 [−6.08, +2.87], VICReg −2.73 [−3.83, −1.63]' for one term of the manipulation table."
-    from pid_ssl.report.estimates import fmt_ci
     r = m[m["metric"] == term]
     return ", ".join(f"{FAMILY_NAMES.get(x.family, x.family)} {fmt_ci(x.delta, x.lo, x.hi, signed=True)}"
                      for x in r.itertuples())
@@ -145,7 +145,6 @@ def confirmatory_status(runs: pd.DataFrame,  # `load_runs` of the confirmatory s
                         claim: str = "PID",  # the claim whose contrasts are the study's question
                        ) -> str:
     "Where the confirmatory study stands: runs in, the manipulation check (two seeds an arm on), the accuracy verdicts (all in)."
-    from pid_ssl.report.statistics import study_estimates
     n = len(runs)
     per_arm = runs.groupby("setting").size() if n else pd.Series(dtype=int)
     seeds = "" if per_arm.empty else (f"{per_arm.min()} seeds an arm" if per_arm.min() == per_arm.max()
@@ -172,10 +171,22 @@ def confirmatory_status(runs: pd.DataFrame,  # `load_runs` of the confirmatory s
         alpha, margin = 1 - plan["level"], plan["margin"]
         within, differs = c["p_tost_holm"] < alpha, c["p_holm"] < alpha
         eq, diff, both, neither = (int(x.sum()) for x in (within, differs, within & differs, ~(within | differs)))
-        out.append((f"Accuracy ({claim} arm minus its baseline, {len(c)} family x metric contrasts, points): Δ "
+        out.append((f"Accuracy ({claim} arm minus its baseline, {len(c)} family × metric contrasts, points): Δ "
                     f"{c['delta'].min():+.2f} to {c['delta'].max():+.2f}, {plan['level'] * 100:g} % intervals within "
                     f"{c['lo'].min():+.2f} to {c['hi'].max():+.2f}; {eq} of {len(c)} within ±{margin:g} by the "
                     f"equivalence test, {diff} differ from zero" + (f" ({both} of them within the margin too)" if both else "")
                     + f", {neither} "
-                    "neither (Holm within the claim).").replace("-", "−").replace("x metric", "× metric"))
+                    "neither (Holm within the claim).").replace("-", "−"))
     return " ".join(out)
+
+
+def load_confirmatory(results_dir,  # the results folder holding runs/<config>/
+                      config: str = "cpu_pid_confirm",  # the confirmatory study's config
+                      repo=None,  # the checkout holding configs/ (pid_ssl.paths.repo_dir)
+                     ) -> str:
+    "`confirmatory_status` of a results folder: the one way the README and the method notebook read the study."
+    from pid_ssl.paths import find_config
+    from pid_ssl.study import load_config, setting_names
+    cfg = load_config(find_config(config, repo))
+    return confirmatory_status(load_runs(results_dir, config), load_history(results_dir, config),
+                               analysis_plan(config, repo), len(setting_names(cfg)) * len(cfg.data["seeds"]))
