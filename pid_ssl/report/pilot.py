@@ -4,14 +4,17 @@
 
 # %% auto #0
 __all__ = ['CRITERION', 'PILOT_TERMS', 'FAMILY_NAMES', 'pilot_reference', 'pilot_table', 'pilot_choice', 'load_pilot',
-           'moved_word', 'pilot_shown', 'confirmatory_status', 'load_confirmatory']
+           'moved_word', 'pilot_shown', 'confirmatory_status', 'load_confirmatory', 'confirmatory_bottom_line']
 
 # %% ../../nbs/12p_pilot.ipynb #e45e05a0
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from ..methods import family
 from .estimates import fmt_ci
+from .format import METRIC_LABELS
 from .statistics import analysis_plan, last_epochs, study_estimates
 from ..results import load_history, load_runs
 
@@ -190,3 +193,55 @@ def load_confirmatory(results_dir,  # the results folder holding runs/<config>/
     cfg = load_config(find_config(config, repo))
     return confirmatory_status(load_runs(results_dir, config), load_history(results_dir, config),
                                analysis_plan(config, repo), len(setting_names(cfg)) * len(cfg.data["seeds"]))
+
+# %% ../../nbs/12p_pilot.ipynb #0a7796c5
+def _short(metric: str) -> str:
+    "'kNN-200' for knn200_top1: a metric's label without its unit."
+    return METRIC_LABELS.get(metric, metric).replace(" top-1 (%)", "")
+
+
+def _verb(r: pd.DataFrame, alpha: float) -> str:
+    "What a term's Holm-adjusted tests say across families: 'lowers', 'raises', 'does not move' or 'changes'."
+    down, up = (r["p_holm"] < alpha) & (r["delta"] < 0), (r["p_holm"] < alpha) & (r["delta"] > 0)
+    return ("lowers" if down.all() else "raises" if up.all() else "does not move" if not (down | up).any()
+            else "changes, in some families,")
+
+
+def confirmatory_bottom_line(tables,  # results/tables/<config> of the confirmatory study
+                             plan: dict,  # its `analysis_plan`
+                             claim: str = "PID",  # the claim whose contrasts are the study's question
+                            ) -> str:
+    "Two sentences: the term's effect on the views' redundancy and synergy, then on accuracy at the margin ('' without the tables)."
+    T = Path(tables)
+    if not all((T / f"table_{n}.csv").exists() for n in ("manipulation", "contrasts")):
+        return ""
+    m, c = (pd.read_csv(T / f"table_{n}.csv") for n in ("manipulation", "contrasts"))
+    m = m[m["b"].str.endswith("_recal") & m["metric"].isin(["view_redundancy", "view_synergy"])]
+    c = c[c["claim"] == claim]
+    if m.empty or c.empty:
+        return ""
+    alpha, margin, level = 1 - plan["level"], plan["margin"], f"{plan['level'] * 100:g} %"
+    red, syn = (_verb(m[m["metric"] == t], alpha) for t in ("view_redundancy", "view_synergy"))
+    n = sorted({int(v) for v in pd.concat([m["n_a"], m["n_b"], c["n_a"], c["n_b"]])})
+    seeds = f"{n[0]} seeds a side" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds a side"
+    reading = {("lowers", "raises"): "less redundancy and more synergy, as the paper proposes",
+               ("lowers", "lowers"): "less redundancy, but less synergy too: the paper's \"more synergy\" is not supported",
+               ("lowers", "does not move"): "less redundancy, no more synergy: the paper's \"more synergy\" is not supported",
+               }.get((red, syn), "not the paper's \"more synergy, less redundancy\"")
+    s1 = (f"Against the re-calibrated baseline ({seeds}), the PID term in the form the pilot chose {red} the views' "
+          f"redundancy about the target ({_term_line(m, 'view_redundancy')} nats, {level} intervals) and {syn} their "
+          f"synergy ({_term_line(m, 'view_synergy')}): {reading}.")
+    within, differs = c["p_tost_holm"] < alpha, c["p_holm"] < alpha
+    name = lambda x: f"{FAMILY_NAMES.get(x.family, x.family)} {_short(x.metric)}"  # noqa: E731
+    diff = [f"{name(x)} {fmt_ci(x.delta, x.lo, x.hi, signed=True)}" for x in c[differs].itertuples()]
+    neither = int((~(within | differs)).sum())
+    sg = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    s2 = (f"On accuracy ({', '.join(dict.fromkeys(_short(x) for x in c['metric']))}; the PID arm minus its baseline, "
+          f"points) {int(within.sum())} of {len(c)} contrasts are within ±{margin:g} by the equivalence test"
+          + (f"; {len(diff)} {'differs' if len(diff) == 1 else 'differ'} from zero: {'; '.join(diff)}" if diff else "; none differs from zero")
+          + (f"; {neither} {'is' if neither == 1 else 'are'} neither (Holm within the claim; every Δ from "
+             f"{sg(c['delta'].min())} to {sg(c['delta'].max())}, intervals within {sg(c['lo'].min())} to "
+             f"{sg(c['hi'].max())})" if neither else
+             f" (Holm within the claim; every Δ from {sg(c['delta'].min())} to {sg(c['delta'].max())})") + ".")
+    return s1 + " " + s2
+
