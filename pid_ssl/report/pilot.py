@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['CRITERION', 'PILOT_TERMS', 'FAMILY_NAMES', 'pilot_reference', 'pilot_table', 'pilot_choice', 'load_pilot',
-           'moved_word', 'pilot_shown', 'confirmatory_status', 'load_confirmatory', 'confirmatory_bottom_line']
+           'moved_word', 'pilot_shown', 'confirmatory_status', 'load_confirmatory', 'confirmatory_bottom_line',
+           'paired_sensitivity']
 
 # %% ../../nbs/12p_pilot.ipynb #e45e05a0
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 from ..methods import family
 from .estimates import fmt_ci
 from .format import METRIC_LABELS
-from .statistics import analysis_plan, last_epochs, study_estimates
+from .statistics import analysis_plan, holm, last_epochs, study_estimates
 from ..results import load_history, load_runs
 
 # %% ../../nbs/12p_pilot.ipynb #252f0b36
@@ -177,7 +178,7 @@ def confirmatory_status(runs: pd.DataFrame,  # `load_runs` of the confirmatory s
         out.append((f"Accuracy ({claim} arm minus its baseline, {len(c)} family × metric contrasts, points): Δ "
                     f"{c['delta'].min():+.2f} to {c['delta'].max():+.2f}, {plan['level'] * 100:g} % intervals within "
                     f"{c['lo'].min():+.2f} to {c['hi'].max():+.2f}; {eq} of {len(c)} within ±{margin:g} by the "
-                    f"equivalence test, {diff} differ from zero" + (f" ({both} of them within the margin too)" if both else "")
+                    f"equivalence test, {diff} differ{'s' if diff == 1 else ''} from zero" + (f" ({both} of them within the margin too)" if both else "")
                     + f", {neither} "
                     "neither (Holm within the claim).").replace("-", "−"))
     return " ".join(out)
@@ -239,9 +240,34 @@ def confirmatory_bottom_line(tables,  # results/tables/<config> of the confirmat
     s2 = (f"On accuracy ({', '.join(dict.fromkeys(_short(x) for x in c['metric']))}; the PID arm minus its baseline, "
           f"points) {int(within.sum())} of {len(c)} contrasts are within ±{margin:g} by the equivalence test"
           + (f"; {len(diff)} {'differs' if len(diff) == 1 else 'differ'} from zero: {'; '.join(diff)}" if diff else "; none differs from zero")
-          + (f"; {neither} {'is' if neither == 1 else 'are'} neither (Holm within the claim; every Δ from "
+          + (f"; {neither} {'is' if neither == 1 else 'are'} neither ({', '.join(name(x) for x in c[~(within | differs)].itertuples())}; "
+             f"Holm within the claim; every Δ from "
              f"{sg(c['delta'].min())} to {sg(c['delta'].max())}, intervals within {sg(c['lo'].min())} to "
              f"{sg(c['hi'].max())})" if neither else
              f" (Holm within the claim; every Δ from {sg(c['delta'].min())} to {sg(c['delta'].max())})") + ".")
     return s1 + " " + s2
+
+
+# %% ../../nbs/12p_pilot.ipynb #b4a58231
+def paired_sensitivity(runs: pd.DataFrame,  # `load_runs` of the study
+                       plan: dict,  # its `analysis_plan`
+                       claim: str = "PID",  # the claim whose contrasts are checked
+                      ) -> pd.DataFrame:
+    "Each contrast of `claim` x plan metric paired over the seeds both arms ran: Δ, its interval, p and TOST p (raw and Holm)."
+    from scipy import stats
+    from statsmodels.stats.weightstats import ttost_paired
+    rows, level, margin = [], plan["level"], plan["margin"]
+    for spec in plan["contrasts"][claim]:
+        a, b = (s.strip() for s in spec.split(" - "))
+        A, B = (runs[runs["setting"] == s].set_index("seed") for s in (a, b))
+        for metric in plan["metrics"]:
+            both = A[metric].dropna().index.intersection(B[metric].dropna().index)
+            x, y = A.loc[both, metric].to_numpy(float), B.loc[both, metric].to_numpy(float)
+            lo, hi = stats.ttest_rel(x, y).confidence_interval(level)
+            rows.append(dict(claim=claim, a=a, b=b, family=family(a), metric=metric, n=len(both), delta=float(np.mean(x - y)),
+                             lo=float(lo), hi=float(hi), p=float(stats.ttest_rel(x, y).pvalue),
+                             p_tost=float(ttost_paired(x, y, -margin, margin)[0])))
+    out = pd.DataFrame(rows)
+    out["p_holm"], out["p_tost_holm"] = holm(out["p"]), holm(out["p_tost"])
+    return out
 
