@@ -235,16 +235,15 @@ def confirmatory_bottom_line(tables,  # results/tables/<config> of the confirmat
     within, differs = c["p_tost_holm"] < alpha, c["p_holm"] < alpha
     name = lambda x: f"{FAMILY_NAMES.get(x.family, x.family)} {_short(x.metric)}"  # noqa: E731
     diff = [f"{name(x)} {fmt_ci(x.delta, x.lo, x.hi, signed=True)}" for x in c[differs].itertuples()]
-    neither = int((~(within | differs)).sum())
+    rest = c[~(within | differs)]  # neither within the margin nor different from zero
     sg = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    span = f"every Δ from {sg(c['delta'].min())} to {sg(c['delta'].max())}"
     s2 = (f"On accuracy ({', '.join(dict.fromkeys(_short(x) for x in c['metric']))}; the PID arm minus its baseline, "
           f"points) {int(within.sum())} of {len(c)} contrasts are within ±{margin:g} by the equivalence test"
           + (f"; {len(diff)} {'differs' if len(diff) == 1 else 'differ'} from zero: {'; '.join(diff)}" if diff else "; none differs from zero")
-          + (f"; {neither} {'is' if neither == 1 else 'are'} neither ({', '.join(name(x) for x in c[~(within | differs)].itertuples())}; "
-             f"Holm within the claim; every Δ from "
-             f"{sg(c['delta'].min())} to {sg(c['delta'].max())}, intervals within {sg(c['lo'].min())} to "
-             f"{sg(c['hi'].max())})" if neither else
-             f" (Holm within the claim; every Δ from {sg(c['delta'].min())} to {sg(c['delta'].max())})") + ".")
+          + (f"; {len(rest)} {'is' if len(rest) == 1 else 'are'} neither ({', '.join(map(name, rest.itertuples()))}; "
+             f"Holm within the claim; {span}, intervals within {sg(c['lo'].min())} to {sg(c['hi'].max())})" if len(rest)
+             else f" (Holm within the claim; {span})") + ".")
     return s1 + " " + s2
 
 
@@ -263,9 +262,10 @@ def paired_sensitivity(runs: pd.DataFrame,  # `load_runs` of the study
         for metric in plan["metrics"]:
             both = A[metric].dropna().index.intersection(B[metric].dropna().index)
             x, y = A.loc[both, metric].to_numpy(float), B.loc[both, metric].to_numpy(float)
-            lo, hi = stats.ttest_rel(x, y).confidence_interval(level)
+            t = stats.ttest_rel(x, y)
+            lo, hi = t.confidence_interval(level)
             rows.append(dict(claim=claim, a=a, b=b, family=family(a), metric=metric, n=len(both), delta=float(np.mean(x - y)),
-                             lo=float(lo), hi=float(hi), p=float(stats.ttest_rel(x, y).pvalue),
+                             lo=float(lo), hi=float(hi), p=float(t.pvalue),
                              p_tost=float(ttost_paired(x, y, -margin, margin)[0])))
     out = pd.DataFrame(rows)
     out["p_holm"], out["p_tost_holm"] = holm(out["p"]), holm(out["p_tost"])
